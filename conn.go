@@ -1,0 +1,413 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// writeWait is the time allowed to write one batch of frames to a peer.
+	writeWait = 10 * time.Second
+
+	// closeGrace is how long a connection waits, after its close frame is
+	// queued, for the peer's close before the socket is closed anyway.
+	closeGrace = 2 * time.Second
+
+	// readBufferSize is gorilla's per-connection read buffer. Small, because
+	// most connections are idle most of the time; large messages still read
+	// fine, in more calls.
+	readBufferSize = 256
+
+	// firstMessageBuffer is the capacity of a connection's message buffer
+	// when it first receives a message; it grows as needed.
+	firstMessageBuffer = 512
+
+	// keepBuffer is the largest message or write buffer a connection keeps
+	// between messages; larger ones are released so a burst does not leave
+	// every connection holding its peak.
+	keepBuffer = 16 << 10
+)
+
+// errClosed is returned by writes on a connection that is closing.
+var errClosed = errors.New("connection closed")
+
+// session is what a command does with one accepted connection. Its methods
+// are called from the connection's read goroutine only, one at a time.
+type session interface {
+	// open is called once the handshake is done.
+	open(c *wsConn)
+	// message is called for each complete data message. data is only valid
+	// during the call.
+	message(c *wsConn, op int, data []byte)
+	// close is called once when the connection has ended.
+	close(c *wsConn, code int, reason string)
+}
+
+// wsConn is one accepted WebSocket connection.
+//
+// Reads happen only on the connection's read goroutine (readLoop), through
+// gorilla. Writes never go through gorilla's writers: every outgoing frame,
+// including the control frames gorilla itself emits through outConn, is
+// appended whole to pending under mu. At most one goroutine at a time — the
+// one that set writing — moves pending bytes to the socket, and it never holds
+// mu while doing so. Appending never blocks: a queue over maxQueue bytes
+// gets the connection closed as a slow consumer.
+type wsConn struct {
+	id      uint64
+	remote  string
+	ws      *websocket.Conn
+	raw     net.Conn
+	fd      syscall.RawConn // for non-blocking writes; nil on TLS connections
+	deflate bool            // permessage-deflate was negotiated
+	log     *slog.Logger
+	srv     *wsServer
+
+	// lastSeen is the keepalive tick at which a frame last arrived.
+	lastSeen     atomic.Int64
+	maxQueue     int
+	msg          []byte        // reused buffer for incoming messages
+	socketClosed chan struct{} // closed when the socket is closed
+
+	mu        sync.Mutex
+	pending   []byte // whole frames waiting to be written
+	spare     []byte // the other buffer, swapped with pending by the writer
+	writing   bool   // a goroutine owns the socket's write side
+	closeSent bool   // a close frame is queued: no more frames
+	closing   bool   // close the socket once pending is written
+	closed    bool   // the socket is closed
+	closeCode int    // our close code, if we closed
+}
+
+// send queues one data message made of prefix+payload and writes it from the
+// calling goroutine, blocking until it is written or the write fails. Used
+// by request/reply sessions on the read goroutine: a slow peer only slows
+// its own reads.
+func (c *wsConn) send(op int, prefix, payload []byte) error {
+	c.mu.Lock()
+	if c.closeSent || c.closed {
+		c.mu.Unlock()
+		return errClosed
+	}
+	c.pending = appendFrame(c.pending, op, prefix, payload, c.deflate)
+	c.mu.Unlock()
+	c.flushNow()
+	return nil
+}
+
+// enqueue appends an encoded frame without writing it; the caller then calls
+// flushAsync. It reports false if the connection is closing or its queue
+// overflowed, in which case the connection is being closed with 1008.
+func (c *wsConn) enqueue(frame []byte) bool {
+	c.mu.Lock()
+	if c.closeSent || c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	if c.maxQueue > 0 && len(c.pending)+len(frame) > c.maxQueue {
+		// Drop what is queued (whole frames only: the batch being written
+		// stays intact) and say why, if the peer ever reads again.
+		c.pending = append(c.pending[:0], closeFrame(websocket.ClosePolicyViolation, "slow consumer")...)
+		c.closeSent, c.closeCode = true, websocket.ClosePolicyViolation
+		c.mu.Unlock()
+		c.log.Warn("Connection "+c.idText()+" is a slow consumer: its send queue is over "+strconv.Itoa(c.maxQueue)+" bytes; closing it (1008)",
+			"event", evWarn, "send_queue", c.maxQueue)
+		c.raw.SetWriteDeadline(time.Now().Add(closeGrace))
+		c.flushAsync()
+		time.AfterFunc(closeGrace, c.abort)
+		return false
+	}
+	c.pending = append(c.pending, frame...)
+	c.mu.Unlock()
+	return true
+}
+
+// closeWith queues a close frame with code and reason and closes the socket
+// when the peer answers, or after grace (at once if grace is 0).
+func (c *wsConn) closeWith(code int, reason string, grace time.Duration) {
+	c.mu.Lock()
+	if c.closeSent || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.pending = append(c.pending, closeFrame(code, reason)...)
+	c.closeSent, c.closeCode = true, code
+	c.mu.Unlock()
+	if grace == 0 {
+		c.raw.SetWriteDeadline(time.Now().Add(time.Second))
+		c.mu.Lock()
+		c.closing = true
+		c.mu.Unlock()
+	}
+	c.flushAsync()
+	if grace == 0 {
+		c.finish()
+		return
+	}
+	time.AfterFunc(grace, c.abort)
+}
+
+// ourCloseCode is the code of the close frame we sent, or 0.
+func (c *wsConn) ourCloseCode() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeCode
+}
+
+// onPing answers a ping with a pong carrying the same data; gorilla's
+// default handler would write it itself, from the read goroutine, into the
+// middle of whatever is being written.
+func (c *wsConn) onPing(data string) error {
+	c.lastSeen.Store(c.srv.tick.Load())
+	c.mu.Lock()
+	if c.closeSent || c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.pending = appendFrame(c.pending, websocket.PongMessage, nil, []byte(data), false)
+	c.mu.Unlock()
+	c.flushNow()
+	return nil
+}
+
+// onClose answers the peer's close frame with the same code, unless we
+// already sent ours; the read loop then ends with a CloseError.
+func (c *wsConn) onClose(code int, _ string) error {
+	c.mu.Lock()
+	if c.closeSent || c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closeSent = true
+	if code == websocket.CloseNoStatusReceived {
+		c.pending = appendFrame(c.pending, websocket.CloseMessage, nil, nil, false)
+	} else {
+		c.pending = append(c.pending, closeFrame(code, "")...)
+	}
+	c.mu.Unlock()
+	c.flushNow()
+	return nil
+}
+
+// startWrite makes the caller the writer and hands it the pending bytes, or
+// reports false if there is nothing to write or another goroutine writes.
+func (c *wsConn) startWrite() ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writing || len(c.pending) == 0 || c.closed {
+		return nil, false
+	}
+	c.writing = true
+	b := c.pending
+	c.pending, c.spare = c.spare[:0], nil
+	return b, true
+}
+
+// nextWrite is called by the writer once b is written: it returns the next
+// batch, or gives up the write side and reports false.
+func (c *wsConn) nextWrite(b []byte) ([]byte, bool) {
+	c.mu.Lock()
+	if cap(b) <= keepBuffer {
+		c.spare = b[:0]
+	}
+	if len(c.pending) > 0 && !c.closed {
+		b := c.pending
+		c.pending, c.spare = c.spare[:0], nil
+		c.mu.Unlock()
+		return b, true
+	}
+	c.writing = false
+	closeNow := c.closing && !c.closed
+	c.mu.Unlock()
+	if closeNow {
+		c.abort()
+	}
+	return nil, false
+}
+
+// flushNow writes the pending bytes from the calling goroutine unless
+// another goroutine is already writing them.
+func (c *wsConn) flushNow() {
+	if b, ok := c.startWrite(); ok {
+		c.writeLoop(b)
+	}
+}
+
+// flushAsync starts writing the pending bytes without ever blocking: a plain
+// TCP socket gets one non-blocking write, and whatever the socket does not
+// take at once is left to a goroutine of its own.
+func (c *wsConn) flushAsync() {
+	b, ok := c.startWrite()
+	if !ok {
+		return
+	}
+	for c.fd != nil {
+		n := writeNonBlocking(c.fd, b)
+		if n < len(b) {
+			b = b[max(n, 0):]
+			break
+		}
+		if b, ok = c.nextWrite(b); !ok {
+			return
+		}
+	}
+	go c.writeLoop(b)
+}
+
+// writeNonBlocking writes b with one write(2) on the non-blocking socket
+// and returns how much was taken, or -1 on an error.
+func writeNonBlocking(fd syscall.RawConn, b []byte) int {
+	n := -1
+	err := fd.Write(func(fd uintptr) bool {
+		n, _ = unix.Write(int(fd), b)
+		return true // never wait for the socket: the caller falls back instead
+	})
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// writeLoop is the blocking writer: it writes b, then whatever was queued
+// meanwhile, until the queue is empty. The caller must own the write side.
+func (c *wsConn) writeLoop(b []byte) {
+	for {
+		c.raw.SetWriteDeadline(time.Now().Add(writeWait))
+		if _, err := c.raw.Write(b); err != nil {
+			c.log.Debug("Write to connection "+c.idText()+" failed: "+err.Error(), "event", evError)
+			c.mu.Lock()
+			c.writing = false
+			c.mu.Unlock()
+			c.abort()
+			return
+		}
+		var ok bool
+		if b, ok = c.nextWrite(b); !ok {
+			return
+		}
+	}
+}
+
+// abort closes the socket at once. It is safe to call more than once and
+// from any goroutine.
+func (c *wsConn) abort() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.pending = nil
+	c.spare = nil
+	c.mu.Unlock()
+	c.raw.Close()
+	close(c.socketClosed)
+}
+
+// idText is the connection id as log lines print it.
+func (c *wsConn) idText() string { return strconv.FormatUint(c.id, 10) }
+
+// finish is called when the read side is over: the socket closes as soon as
+// the queued frames (such as the answer to the peer's close) are written.
+func (c *wsConn) finish() {
+	c.mu.Lock()
+	c.closing = true
+	idle := !c.writing
+	c.mu.Unlock()
+	if idle {
+		c.abort()
+		return
+	}
+	time.AfterFunc(closeGrace, c.abort)
+}
+
+// readMessage reads the next data message into the connection's reused
+// buffer. The returned slice is valid until the next call.
+func (c *wsConn) readMessage() (int, []byte, error) {
+	op, r, err := c.ws.NextReader()
+	if err != nil {
+		return 0, nil, err
+	}
+	c.lastSeen.Store(c.srv.tick.Load())
+	if c.msg == nil {
+		c.msg = make([]byte, 0, firstMessageBuffer)
+	}
+	b := c.msg[:0]
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+	}
+	if cap(b) <= keepBuffer {
+		c.msg = b
+	} else {
+		c.msg = nil
+	}
+	return op, b, nil
+}
+
+// outConn is the net.Conn gorilla sees. Reads go straight to the socket;
+// writes — the handshake response and the control frames gorilla sends on
+// its own (a close answering a protocol error or an oversized message) —
+// join the connection's queue, so they never cut into a frame being written.
+type outConn struct {
+	net.Conn
+	c *wsConn // set once the handshake response is written
+}
+
+func (o *outConn) Write(p []byte) (int, error) {
+	if o.c == nil {
+		return o.Conn.Write(p) // the handshake response, before any frame
+	}
+	c := o.c
+	c.mu.Lock()
+	if c.closed || c.closeSent {
+		c.mu.Unlock()
+		return 0, errClosed
+	}
+	if len(p) > 0 && p[0]&0x0f == websocket.CloseMessage {
+		c.closeSent = true
+		if len(p) >= 4 {
+			c.closeCode = int(p[2])<<8 | int(p[3])
+		}
+	}
+	c.pending = append(c.pending, p...)
+	c.mu.Unlock()
+	c.flushNow()
+	return len(p), nil
+}
+
+// SetWriteDeadline is ignored after the handshake: the writer sets its own
+// deadline per batch.
+func (o *outConn) SetWriteDeadline(t time.Time) error {
+	if o.c == nil {
+		return o.Conn.SetWriteDeadline(t)
+	}
+	return nil
+}
+
+// SetDeadline only sets the read deadline after the handshake, for the
+// same reason.
+func (o *outConn) SetDeadline(t time.Time) error {
+	if o.c == nil {
+		return o.Conn.SetDeadline(t)
+	}
+	return o.Conn.SetReadDeadline(t)
+}

@@ -1,0 +1,170 @@
+// Command wsx is a WebSocket swiss-army knife: an echo server, a broadcast
+// chat server and a client for terminals and scripts, in one binary.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes, the same for every command. README.md and the help list them.
+const (
+	exitOK       = 0 // success, or a normal close
+	exitFailure  = 1 // runtime failure: could not listen, could not connect
+	exitUsage    = 2 // bad flags or arguments; the message names them
+	exitAbnormal = 3 // the connection ended abnormally (dial)
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Names of the global flags, read by every command through globalOptions.
+const (
+	flagNoColor   = "no-color"
+	flagQuiet     = "quiet"
+	flagVerbose   = "verbose"
+	flagLogFormat = "log-format"
+)
+
+const exitCodesHelp = `EXIT CODES:
+   0  success: a server stopped on SIGINT/SIGTERM, or a client ended normally
+   1  runtime failure: could not listen, could not connect
+   2  usage error: a bad flag or argument (the message names it)
+   3  abnormal end of a connection (dial): close code other than 1000/1001, lost connection, timeout
+`
+
+func main() {
+	os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run runs the wsx command line and returns the process exit code. It never
+// calls os.Exit, so tests drive it directly.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// A second Ctrl-C after the first one started a graceful stop exits at once.
+		<-ctx.Done()
+		stop()
+	}()
+
+	err := newApp(stdin, stdout, stderr).RunContext(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	code := exitCodeOf(err)
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintf(stderr, "wsx: %s\n", msg)
+	}
+	return code
+}
+
+// exitCodeOf maps an error returned by a command to the process exit code.
+func exitCodeOf(err error) int {
+	var ue *usageError
+	var ae *abnormalError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &ae):
+		return exitAbnormal
+	default:
+		return exitFailure
+	}
+}
+
+// usageError is a bad flag or argument: exit code 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// usagef returns a usageError with a formatted message.
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+// abnormalError is a connection that ended abnormally: exit code 3.
+type abnormalError struct{ err error }
+
+func (e *abnormalError) Error() string { return e.err.Error() }
+func (e *abnormalError) Unwrap() error { return e.err }
+
+// onUsageError turns urfave/cli's flag parsing errors into usageErrors, so
+// they exit 2 with a message naming the flag instead of printing the help.
+func onUsageError(_ *cli.Context, err error, _ bool) error {
+	if m := undefinedFlag.FindStringSubmatch(err.Error()); m != nil {
+		name := "-" + m[1]
+		if len(m[1]) > 1 {
+			name = "--" + m[1]
+		}
+		return usagef("unknown flag %s (see --help)", name)
+	}
+	return &usageError{err}
+}
+
+// undefinedFlag matches the flag package's message for an unknown flag,
+// which always shows a single dash.
+var undefinedFlag = regexp.MustCompile(`^flag provided but not defined: -+(.+)$`)
+
+// rootAction runs for "wsx" with no command, or with one that does not exist.
+func rootAction(c *cli.Context) error {
+	if c.Args().Present() {
+		return usagef("unknown command %q (see wsx --help)", c.Args().First())
+	}
+	return cli.ShowAppHelp(c)
+}
+
+func init() {
+	// urfave/cli gives --version the alias -v, which wsx uses for --verbose.
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
+}
+
+// newApp builds the wsx application with its I/O injected.
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	app := &cli.App{
+		Name:    "wsx",
+		Usage:   "WebSocket swiss-army knife: echo server, chat server, client",
+		Version: version,
+		Description: `Examples:
+   wsx echo                                  # echo server on :8080, replies "Data received: <msg>"
+   wsx serve --history 100                   # broadcast chat server with a browser page
+   echo hello | wsx dial ws://localhost:8080/ # send a line, print the reply`,
+		Flags:                 globalFlags(),
+		Action:                rootAction,
+		Commands:              []*cli.Command{echoCommand()},
+		Reader:                stdin,
+		Writer:                stdout,
+		ErrWriter:             stderr,
+		OnUsageError:          onUsageError,
+		ExitErrHandler:        func(*cli.Context, error) {},
+		EnableBashCompletion:  false,
+		CustomAppHelpTemplate: cli.AppHelpTemplate + "\n" + exitCodesHelp,
+	}
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = onUsageError
+		cmd.CustomHelpTemplate = cli.CommandHelpTemplate + "\n" + exitCodesHelp
+	}
+	return app
+}
+
+// globalFlags are accepted before the command name and, because users type
+// "wsx echo -v", after it too: every command adds them to its own flags.
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: flagNoColor, Usage: "never colour the output (a non-empty NO_COLOR variable does the same)"},
+		&cli.BoolFlag{Name: flagQuiet, Aliases: []string{"q"}, Usage: "log only errors"},
+		&cli.BoolFlag{Name: flagVerbose, Aliases: []string{"v"}, Usage: "log every message (servers) or the handshake (dial)"},
+		&cli.StringFlag{Name: flagLogFormat, Value: "text", Usage: "log format: text or json"},
+	}
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Defaults of the server flags shared by echo and serve.
+const (
+	defaultAddr            = ":8080"
+	defaultShutdownTimeout = 5 * time.Second
+	defaultPingInterval    = 30 * time.Second
+	defaultMaxMessageSize  = "1MiB"
+	defaultMaxConns        = 10000
+	defaultSendQueue       = "1MiB"
+)
+
+// Names of the server flags.
+const (
+	flagAddr            = "addr"
+	flagTLSCert         = "tls-cert"
+	flagTLSKey          = "tls-key"
+	flagTLSSelfSigned   = "tls-self-signed"
+	flagShutdownTimeout = "shutdown-timeout"
+	flagPingInterval    = "ping-interval"
+	flagMaxMessageSize  = "max-message-size"
+	flagMaxConns        = "max-conns"
+	flagOrigin          = "origin"
+	flagSubprotocol     = "subprotocol"
+	flagCompress        = "compress"
+	flagWelcome         = "welcome"
+)
+
+// serverConfig is the server plumbing's configuration, read from the flags
+// of echo or serve.
+type serverConfig struct {
+	addr            string        // listen address; port 0 picks a free port
+	tls             tlsFiles      // certificate source; none means plain ws://
+	shutdownTimeout time.Duration // how long shutdown waits for close handshakes
+	pingInterval    time.Duration // keepalive ping period; 0 disables keepalive
+	maxMessageSize  int64         // larger incoming messages get close 1009
+	maxConns        int           // upgrades beyond this get HTTP 503
+	origins         originList    // allowed Origin patterns; empty allows any
+	subprotocols    []string      // offered in the handshake, in preference order
+	compress        bool          // negotiate permessage-deflate
+	sendQueue       int           // per-connection bound on queued outgoing bytes
+}
+
+// serverFlags are the flags of the shared server plumbing.
+func serverFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagAddr, Value: defaultAddr, EnvVars: []string{"WSX_ADDR"}, Usage: "listen `ADDRESS` (port 0 picks a free port)"},
+		&cli.StringFlag{Name: flagTLSCert, Usage: "serve wss:// with this certificate `FILE` (PEM; with --tls-key)"},
+		&cli.StringFlag{Name: flagTLSKey, Usage: "private key `FILE` (PEM) for --tls-cert"},
+		&cli.BoolFlag{Name: flagTLSSelfSigned, Usage: "serve wss:// with an ephemeral self-signed certificate for localhost"},
+		&cli.DurationFlag{Name: flagShutdownTimeout, Value: defaultShutdownTimeout, Usage: "on SIGINT/SIGTERM, wait this long for clients to answer close 1001"},
+		&cli.DurationFlag{Name: flagPingInterval, Value: defaultPingInterval, Usage: "ping clients this often and drop those silent for two intervals (0 = off)"},
+		&cli.StringFlag{Name: flagMaxMessageSize, Value: defaultMaxMessageSize, Usage: "largest message accepted (`SIZE` such as 64KiB, 16MiB); larger ones get close 1009"},
+		&cli.IntFlag{Name: flagMaxConns, Value: defaultMaxConns, Usage: "most concurrent connections; more are answered HTTP 503"},
+		&cli.StringSliceFlag{Name: flagOrigin, Usage: "allow only this Origin `PATTERN` (repeatable, * matches anything: https://*.example.com); others get HTTP 403"},
+		&cli.StringSliceFlag{Name: flagSubprotocol, Usage: "subprotocol `NAME` to negotiate (repeatable)"},
+		&cli.BoolFlag{Name: flagCompress, Usage: "negotiate permessage-deflate compression"},
+	}
+}
+
+// readServerConfig reads and validates the server flags.
+func readServerConfig(c *cli.Context) (serverConfig, error) {
+	cfg := serverConfig{
+		addr:            c.String(flagAddr),
+		tls:             tlsFiles{cert: c.String(flagTLSCert), key: c.String(flagTLSKey), selfSigned: c.Bool(flagTLSSelfSigned)},
+		shutdownTimeout: c.Duration(flagShutdownTimeout),
+		pingInterval:    c.Duration(flagPingInterval),
+		maxConns:        c.Int(flagMaxConns),
+		subprotocols:    c.StringSlice(flagSubprotocol),
+		compress:        c.Bool(flagCompress),
+	}
+	if err := cfg.tls.validate(); err != nil {
+		return cfg, err
+	}
+	size, err := parseSize(c.String(flagMaxMessageSize))
+	if err != nil {
+		return cfg, usagef("invalid value for flag --%s: %v", flagMaxMessageSize, err)
+	}
+	cfg.maxMessageSize = size
+	sendQueue, err := parseSize(defaultSendQueue)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.sendQueue = int(sendQueue)
+	switch {
+	case cfg.shutdownTimeout < 0:
+		return cfg, usagef("invalid value for flag --%s: must not be negative", flagShutdownTimeout)
+	case cfg.pingInterval < 0:
+		return cfg, usagef("invalid value for flag --%s: must not be negative (0 turns keepalive off)", flagPingInterval)
+	case cfg.maxConns < 1:
+		return cfg, usagef("invalid value for flag --%s: must be at least 1", flagMaxConns)
+	}
+	for _, p := range c.StringSlice(flagSubprotocol) {
+		if !isToken(p) {
+			return cfg, usagef("invalid value %q for flag --%s: a subprotocol is an HTTP token (no spaces, commas or quotes)", p, flagSubprotocol)
+		}
+	}
+	cfg.origins = compileOrigins(c.StringSlice(flagOrigin))
+	return cfg, nil
+}
+
+// parseSize parses a byte size: a plain number of bytes, or a number with a
+// unit B, KB/KiB/K, MB/MiB/M or GB/GiB/G (all binary multiples).
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a size: want a positive number of bytes, optionally with a unit (KiB, MiB, GiB)", s)
+	}
+	var shift uint
+	switch strings.ToLower(strings.TrimSpace(t[i:])) {
+	case "", "b":
+	case "k", "kb", "kib":
+		shift = 10
+	case "m", "mb", "mib":
+		shift = 20
+	case "g", "gb", "gib":
+		shift = 30
+	default:
+		return 0, fmt.Errorf("%q has an unknown unit: use B, KiB, MiB or GiB", s)
+	}
+	if n > (1<<62)>>shift {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return n << shift, nil
+}
+
+// isToken reports whether s is a non-empty HTTP token (RFC 7230).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// originList is the set of allowed Origin patterns.
+type originList []*regexp.Regexp
+
+// compileOrigins turns glob patterns into anchored, case-insensitive
+// regular expressions in which * matches any run of characters.
+func compileOrigins(patterns []string) originList {
+	var list originList
+	for _, p := range patterns {
+		parts := strings.Split(p, "*")
+		for i := range parts {
+			parts[i] = regexp.QuoteMeta(parts[i])
+		}
+		list = append(list, regexp.MustCompile("(?i)^"+strings.Join(parts, ".*")+"$"))
+	}
+	return list
+}
+
+// allowed is gorilla's CheckOrigin: with no patterns any origin is allowed;
+// otherwise a browser's Origin must match one. Requests without an Origin
+// header come from non-browser clients, which cannot be used for cross-site
+// requests, and are allowed.
+func (l originList) allowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if len(l) == 0 || origin == "" {
+		return true
+	}
+	for _, re := range l {
+		if re.MatchString(origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// offersDeflate reports whether the client offered permessage-deflate,
+// which gorilla then accepts when compression is enabled.
+func offersDeflate(h http.Header) bool {
+	for _, v := range h.Values("Sec-WebSocket-Extensions") {
+		for _, ext := range strings.Split(v, ",") {
+			name, _, _ := strings.Cut(ext, ";")
+			if strings.TrimSpace(name) == "permessage-deflate" {
+				return true
+			}
+		}
+	}
+	return false
+}
