@@ -73,7 +73,7 @@ type testServer struct {
 
 // newTestServer runs "wsx ARGS... --addr 127.0.0.1:0" in-process and waits
 // for its start line. The server is stopped when the test ends.
-func newTestServer(t *testing.T, args ...string) *testServer {
+func newTestServer(t testing.TB, args ...string) *testServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
