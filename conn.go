@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -129,6 +130,16 @@ func (c *wsConn) enqueue(frame []byte) bool {
 	c.pending = append(c.pending, frame...)
 	c.mu.Unlock()
 	return true
+}
+
+// push appends an encoded frame without the --send-queue bound and without
+// writing it; for what the client asked for as a whole, such as history.
+func (c *wsConn) push(frame []byte) {
+	c.mu.Lock()
+	if !c.closeSent && !c.closed {
+		c.pending = append(c.pending, frame...)
+	}
+	c.mu.Unlock()
 }
 
 // closeWith queues a close frame with code and reason and closes the socket
@@ -312,6 +323,9 @@ func (c *wsConn) abort() {
 	c.raw.Close()
 	close(c.socketClosed)
 }
+
+// verbose reports whether per-message log lines are wanted.
+func (c *wsConn) verbose() bool { return c.log.Enabled(context.Background(), slog.LevelDebug) }
 
 // idText is the connection id as log lines print it.
 func (c *wsConn) idText() string { return strconv.FormatUint(c.id, 10) }

@@ -117,6 +117,10 @@ func (e *echoSession) open(c *wsConn) {
 }
 
 func (e *echoSession) message(c *wsConn, op int, data []byte) {
+	if c.verbose() {
+		c.log.Debug(fmt.Sprintf("Connection %d sent a %s message of %d bytes: %s", c.id, opName(op), len(data), preview(op, data)),
+			"event", evMessage, "type", opName(op), "length", len(data))
+	}
 	if e.cfg.reply == nil {
 		c.send(op, e.cfg.prefix, data)
 		return

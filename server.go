@@ -43,6 +43,7 @@ type app interface {
 type httpError struct {
 	status int
 	msg    string
+	header http.Header // extra response headers, such as WWW-Authenticate
 }
 
 // wsServer accepts WebSocket connections for an app and owns them until
@@ -107,6 +108,9 @@ func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	sess, herr := s.app.admit(r)
 	if herr != nil {
+		for k, v := range herr.header {
+			w.Header()[k] = v
+		}
 		s.refuse(w, r, herr.status, errors.New(herr.msg))
 		return
 	}
@@ -173,7 +177,6 @@ func (s *wsServer) serveConn(c *wsConn, sess session) {
 // readLoop reads messages and hands them to the session until the
 // connection ends, and returns the close code and reason to report.
 func (s *wsServer) readLoop(c *wsConn, sess session) (int, string) {
-	verbose := c.log.Enabled(context.Background(), slog.LevelDebug)
 	for {
 		op, data, err := c.readMessage()
 		if err != nil {
@@ -183,10 +186,6 @@ func (s *wsServer) readLoop(c *wsConn, sess session) (int, string) {
 			c.log.Error(fmt.Sprintf("An error has occurred: connection %d sent a text message that is not valid UTF-8; closing it (1007)", c.id), "event", evError)
 			c.closeWith(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message", closeGrace)
 			return websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message"
-		}
-		if verbose {
-			c.log.Debug(fmt.Sprintf("Connection %d sent a %s message of %d bytes: %s", c.id, opName(op), len(data), preview(op, data)),
-				"event", evMessage, "type", opName(op), "length", len(data))
 		}
 		sess.message(c, op, data)
 	}

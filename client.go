@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+)
+
+// client is one chat connection: its identity, room and permissions. Its
+// session methods run on the connection's read goroutine; dirty belongs to
+// its shard's goroutine.
+type client struct {
+	hub  *hub
+	cfg  *serveConfig
+	conn *wsConn
+	room string
+	name string // from the users file, ?name= or guest-ID
+	role string // roleReadWrite or roleReadOnly
+	json bool   // speaks chatProtocol
+
+	shard   *shard
+	joinOrd uint64 // the room's order when the client joined
+	dirty   bool   // queued on by the shard in the current batch
+
+	limiter *rate.Limiter // nil without --rate
+	dropped int           // messages dropped in a row by the limiter
+}
+
+func (c *client) open(conn *wsConn) {
+	c.conn = conn
+	c.json = conn.ws.Subprotocol() == chatProtocol
+	if c.name == "" {
+		c.name = "guest-" + strconv.FormatUint(conn.id, 10)
+	}
+	conn.log.Info(fmt.Sprintf("New connection! (%d) %s from %s room=%s", conn.id, c.name, conn.remote, c.room),
+		"event", evOpen, "name", c.name, "room", c.room, "role", c.role, "json", c.json)
+	c.hub.join(c)
+	conn.flushNow()
+}
+
+// welcome queues the welcome and the room's history. It is called by the
+// hub with the room locked, so nothing can come between them and the live
+// messages. These frames are not held to --send-queue: they are what the
+// client asked for by joining.
+func (c *client) welcome(history []*chatMessage, online []onlineUser) {
+	if c.json {
+		e := welcomeEvent{Event: "welcome", You: onlineUser{Conn: c.conn.id, Name: c.name}, Role: c.role,
+			Room: c.room, Online: online, History: make([]messageEvent, len(history)), Welcome: c.cfg.welcome}
+		for i, m := range history {
+			e.History[i] = m.wire()
+		}
+		b, _ := json.Marshal(e) // plain structs cannot fail
+		c.conn.push(encodeFrame(websocket.TextMessage, b, c.conn.deflate))
+		return
+	}
+	if c.cfg.welcome != "" {
+		c.conn.push(encodeFrame(websocket.TextMessage, []byte(c.cfg.welcome), c.conn.deflate))
+	}
+	for _, m := range history {
+		c.conn.push(m.frameFor(c))
+	}
+}
+
+func (c *client) message(conn *wsConn, op int, data []byte) {
+	if c.role == roleReadOnly {
+		conn.log.Warn(fmt.Sprintf("Connection %d (%s) is read-only: message dropped", conn.id, c.name), "event", evWarn)
+		if c.json {
+			c.sendError("read-only", "you have read-only access: your messages are not relayed")
+			return
+		}
+		conn.closeWith(websocket.ClosePolicyViolation, "read-only", closeGrace)
+		return
+	}
+	if c.limiter != nil && !c.limiter.Allow() {
+		c.dropped++
+		if c.dropped == 1 {
+			conn.log.Warn(fmt.Sprintf("Connection %d (%s) is over --rate %g/s: dropping its messages", conn.id, c.name, c.cfg.rate), "event", evWarn)
+		}
+		if float64(c.dropped) > floodFactor*max(c.cfg.rate, 1) {
+			conn.log.Warn(fmt.Sprintf("Connection %d (%s) keeps flooding: closing it (1008)", conn.id, c.name), "event", evWarn)
+			conn.closeWith(websocket.ClosePolicyViolation, "rate limit exceeded", closeGrace)
+			return
+		}
+		if c.json {
+			c.sendError("rate-limited", fmt.Sprintf("over %g messages per second: message dropped", c.cfg.rate))
+		}
+		return
+	}
+	c.dropped = 0
+	if conn.verbose() {
+		others := c.hub.room(c.room).count.Load() - 1
+		if c.hub.cfg.includeSelf {
+			others++
+		}
+		conn.log.Debug(fmt.Sprintf("Connection %d sending message %s to %d other connection%s", conn.id, preview(op, data), others, plural(others)),
+			"event", evMessage, "type", opName(op), "length", len(data))
+	}
+	c.hub.publish(&chatMessage{kind: kindMessage, room: c.room, from: c.name, fromConn: conn.id, sender: c,
+		time: time.Now(), op: op, data: bytes.Clone(data)})
+}
+
+// sendError sends a JSON client an error event.
+func (c *client) sendError(code, msg string) {
+	b, _ := json.Marshal(errorEvent{Event: "error", Code: code, Message: msg})
+	c.conn.send(websocket.TextMessage, nil, b)
+}
+
+func (c *client) close(*wsConn, int, string) {
+	c.hub.leave(c)
+}
+
+// plural is "s" unless n is 1.
+func plural(n int64) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The hub relays messages between the clients of each room.
+//
+// A message goes from a client's read goroutine to the broker, which hands
+// it — and every message of other wsx processes, once a backplane exists —
+// to hub.deliver. deliver numbers it under the room's lock, records it in
+// the history and the store, and appends it to the inbox of every shard.
+// Each shard is one goroutine owning a slice of the room's members: it
+// takes its whole inbox at once, appends the message's frame (encoded once
+// per protocol) to each member's write queue, then starts one write per
+// member for everything queued. Fan-out is thus spread over the cores, a
+// delivery costs an append rather than a channel send and a wake-up, and a
+// busy shard naturally batches several messages into one socket write.
+
+// Kinds of relayed events.
+const (
+	kindMessage = iota // a client's (or --stdin's) text or binary message
+	kindJoin           // a client joined the room
+	kindLeave          // a client left the room
+)
+
+// broker carries published messages to every hub that serves their room.
+// The in-process broker has one hub; a backplane (such as Redis) would
+// deliver to the hubs of every wsx process.
+type broker interface {
+	publish(m *chatMessage)
+}
+
+// localBroker delivers straight to the one hub of this process.
+type localBroker struct{ h *hub }
+
+func (b localBroker) publish(m *chatMessage) { b.h.deliver(m) }
+
+// hubConfig is what the hub needs of serve's configuration.
+type hubConfig struct {
+	history     int  // messages kept per room for late joiners
+	includeSelf bool // a sender receives its own messages
+	notices     bool // raw clients get text notices of joins and leaves
+}
+
+// hub owns the rooms and the fan-out shards.
+type hub struct {
+	cfg    hubConfig
+	log    *slog.Logger
+	broker broker
+	store  *store // nil without --store
+	shards []*shard
+	next   atomic.Uint32 // round-robin shard assignment
+	ids    atomic.Uint64 // message ids, unique in this process
+	idBase string        // makes ids unique across restarts
+
+	mu    sync.Mutex
+	rooms map[string]*room
+}
+
+// newHub returns a hub with n shards and the history loaded from the store.
+func newHub(cfg hubConfig, log *slog.Logger, st *store, loaded []*chatMessage, n int) *hub {
+	h := &hub{cfg: cfg, log: log, store: st, rooms: make(map[string]*room),
+		idBase: strconv.FormatInt(time.Now().UnixMilli(), 36) + "-"}
+	h.broker = localBroker{h}
+	for range max(n, 1) {
+		h.shards = append(h.shards, &shard{h: h, wake: make(chan struct{}, 1), members: make(map[string][]*client)})
+	}
+	for _, m := range loaded {
+		r := h.room(m.room)
+		r.seq = max(r.seq, m.seq)
+		r.remember(m, cfg.history)
+	}
+	return h
+}
+
+// run runs the shards until ctx is done.
+func (h *hub) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, s := range h.shards {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.run(ctx) }()
+	}
+	wg.Wait()
+}
+
+// room returns the named room, creating it.
+func (h *hub) room(name string) *room {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, ok := h.rooms[name]
+	if !ok {
+		r = &room{name: name, members: make(map[*client]struct{})}
+		h.rooms[name] = r
+	}
+	return r
+}
+
+// activeRooms counts the rooms with at least one member.
+func (h *hub) activeRooms() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, r := range h.rooms {
+		if r.count.Load() > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// publish sends a message from a local client or --stdin to the broker.
+func (h *hub) publish(m *chatMessage) { h.broker.publish(m) }
+
+// deliver is called by the broker for every message. It gives the message
+// its place in the room's order, stores it (before anyone can receive it,
+// so a relayed message is always in the store), and queues it on every
+// shard.
+func (h *hub) deliver(m *chatMessage) {
+	r := h.room(m.room)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ord++
+	m.ord = r.ord
+	if m.kind == kindMessage {
+		if m.seq == 0 {
+			r.seq++
+			m.seq = r.seq
+		}
+		if m.id == "" {
+			m.id = h.idBase + strconv.FormatUint(h.ids.Add(1), 10)
+		}
+		if h.store != nil {
+			if err := h.store.append(m); err != nil {
+				h.log.Error("An error has occurred: --store: "+err.Error(), "event", evError)
+			}
+		}
+		r.remember(m, h.cfg.history)
+	}
+	for _, s := range h.shards {
+		s.push(m)
+	}
+}
+
+// join adds a client to its room: the client gets the welcome and the
+// history, then every message after them, none twice and none missed.
+func (h *hub) join(c *client) {
+	r := h.room(c.room)
+	r.mu.Lock()
+	c.joinOrd = r.ord
+	c.welcome(r.history, r.online())
+	r.members[c] = struct{}{}
+	r.count.Add(1)
+	c.shard = h.shards[h.next.Add(1)%uint32(len(h.shards))]
+	c.shard.add(c)
+	r.mu.Unlock()
+	h.publish(&chatMessage{kind: kindJoin, room: c.room, from: c.name, fromConn: c.conn.id, sender: c, time: time.Now()})
+}
+
+// leave removes a client from its room.
+func (h *hub) leave(c *client) {
+	r := h.room(c.room)
+	r.mu.Lock()
+	delete(r.members, c)
+	r.count.Add(-1)
+	c.shard.remove(c)
+	r.mu.Unlock()
+	h.publish(&chatMessage{kind: kindLeave, room: c.room, from: c.name, fromConn: c.conn.id, sender: c, time: time.Now()})
+}
+
+// room is one room's order, history and membership.
+type room struct {
+	name  string
+	count atomic.Int64 // members, readable without the lock
+
+	mu      sync.Mutex
+	ord     uint64 // order of the last event delivered
+	seq     uint64 // number of the last message
+	history []*chatMessage
+	members map[*client]struct{}
+}
+
+// remember appends m to the history, keeping the last n.
+func (r *room) remember(m *chatMessage, n int) {
+	if n <= 0 {
+		return
+	}
+	if len(r.history) >= n {
+		// Shift rather than reslice, so the array does not grow forever.
+		copy(r.history, r.history[len(r.history)-n+1:])
+		r.history = r.history[:n-1]
+	}
+	r.history = append(r.history, m)
+}
+
+// online lists the members. The caller holds r.mu.
+func (r *room) online() []onlineUser {
+	list := make([]onlineUser, 0, len(r.members))
+	for c := range r.members {
+		list = append(list, onlineUser{Conn: c.conn.id, Name: c.name})
+	}
+	return list
+}
+
+// shard is one fan-out goroutine and the room members it writes to.
+type shard struct {
+	h    *hub
+	wake chan struct{} // signalled when the inbox turns non-empty
+
+	inMu  sync.Mutex
+	inbox []*chatMessage
+
+	memMu   sync.Mutex
+	members map[string][]*client // by room
+}
+
+// push queues m for the shard without blocking.
+func (s *shard) push(m *chatMessage) {
+	s.inMu.Lock()
+	s.inbox = append(s.inbox, m)
+	s.inMu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default: // already signalled
+	}
+}
+
+// add and remove change the shard's members; after remove returns, the
+// shard queues nothing more for the client.
+func (s *shard) add(c *client) {
+	s.memMu.Lock()
+	s.members[c.room] = append(s.members[c.room], c)
+	s.memMu.Unlock()
+}
+
+func (s *shard) remove(c *client) {
+	s.memMu.Lock()
+	defer s.memMu.Unlock()
+	list := s.members[c.room]
+	for i, m := range list {
+		if m == c {
+			list[i] = list[len(list)-1]
+			list[len(list)-1] = nil
+			list = list[:len(list)-1]
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(s.members, c.room)
+		return
+	}
+	s.members[c.room] = list
+}
+
+// run fans out until ctx is done: it takes the whole inbox, queues every
+// message's frame on every member it concerns, then starts the writes.
+func (s *shard) run(ctx context.Context) {
+	var batch []*chatMessage
+	var dirty []*client
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		}
+		s.inMu.Lock()
+		batch, s.inbox = s.inbox, batch[:0]
+		s.inMu.Unlock()
+
+		s.memMu.Lock()
+		for _, m := range batch {
+			for _, c := range s.members[m.room] {
+				if !s.h.wants(c, m) {
+					continue
+				}
+				f := m.frameFor(c)
+				if f == nil {
+					continue
+				}
+				if c.conn.enqueue(f) && !c.dirty {
+					c.dirty = true
+					dirty = append(dirty, c)
+				}
+			}
+		}
+		s.memMu.Unlock()
+
+		// No lock is held while writing.
+		for i, c := range dirty {
+			c.dirty = false
+			c.conn.flushAsync()
+			dirty[i] = nil
+		}
+		dirty = dirty[:0]
+		clear(batch)
+	}
+}
+
+// wants reports whether m goes to c: not what c saw in its history, and
+// not its own messages unless --include-self, nor its own join or leave.
+func (h *hub) wants(c *client, m *chatMessage) bool {
+	if m.ord <= c.joinOrd {
+		return false
+	}
+	if m.sender == c {
+		return m.kind == kindMessage && h.cfg.includeSelf
+	}
+	return true
+}
