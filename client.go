@@ -40,7 +40,6 @@ func (c *client) open(conn *wsConn) {
 	conn.log.Info(fmt.Sprintf("New connection! (%d) %s from %s room=%s", conn.id, c.name, conn.remote, c.room),
 		"event", evOpen, "name", c.name, "room", c.room, "role", c.role, "json", c.json)
 	c.hub.join(c)
-	conn.flushNow()
 }
 
 // welcome queues the welcome and the room's history. It is called by the

@@ -114,7 +114,9 @@ func (c *wsConn) enqueue(frame []byte) bool {
 		c.mu.Unlock()
 		return false
 	}
-	if c.maxQueue > 0 && len(c.pending)+len(frame) > c.maxQueue {
+	// An empty queue takes any frame, so one message up to
+	// --max-message-size always fits.
+	if c.maxQueue > 0 && len(c.pending) > 0 && len(c.pending)+len(frame) > c.maxQueue {
 		// Drop what is queued (whole frames only: the batch being written
 		// stays intact) and say why, if the peer ever reads again.
 		c.pending = append(c.pending[:0], closeFrame(websocket.ClosePolicyViolation, "slow consumer")...)
@@ -377,18 +379,22 @@ func (c *wsConn) readMessage() (int, []byte, error) {
 	return op, b, nil
 }
 
-// outConn is the net.Conn gorilla sees. Reads go straight to the socket;
-// writes — the handshake response and the control frames gorilla sends on
-// its own (a close answering a protocol error or an oversized message) —
-// join the connection's queue, so they never cut into a frame being written.
+// outConn is the net.Conn gorilla sees. Reads go straight to the socket.
+// Writes join the connection's queue: the handshake response is held until
+// the session has opened — so a client that sees 101 is already in its room,
+// and the response, welcome and history leave in one write — and the control
+// frames gorilla sends on its own (a close answering a protocol error or an
+// oversized message) never cut into a frame being written.
 type outConn struct {
 	net.Conn
-	c *wsConn // set once the handshake response is written
+	c         *wsConn // set once the handshake is done
+	handshake []byte  // the response, held until c exists
 }
 
 func (o *outConn) Write(p []byte) (int, error) {
 	if o.c == nil {
-		return o.Conn.Write(p) // the handshake response, before any frame
+		o.handshake = append(o.handshake, p...)
+		return len(p), nil
 	}
 	c := o.c
 	c.mu.Lock()

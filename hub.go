@@ -153,8 +153,8 @@ func (h *hub) join(c *client) {
 	r := h.room(c.room)
 	r.mu.Lock()
 	c.joinOrd = r.ord
-	c.welcome(r.history, r.online())
 	r.members[c] = struct{}{}
+	c.welcome(r.history, r.online())
 	r.count.Add(1)
 	c.shard = h.shards[h.next.Add(1)%uint32(len(h.shards))]
 	c.shard.add(c)

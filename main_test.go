@@ -187,6 +187,7 @@ func httpURL(ws string) string {
 // wsxProcess is the wsx binary running as a child process.
 type wsxProcess struct {
 	cmd    *exec.Cmd
+	stdin  io.WriteCloser
 	stdout *bufio.Reader
 	stderr *syncBuffer
 }
@@ -200,7 +201,11 @@ func startWSX(t *testing.T, args ...string) *wsxProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &wsxProcess{cmd: cmd, stdout: bufio.NewReader(stdout), stderr: new(syncBuffer)}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &wsxProcess{cmd: cmd, stdin: stdin, stdout: bufio.NewReader(stdout), stderr: new(syncBuffer)}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -145,6 +145,7 @@ func (s *wsServer) newConn(ws *websocket.Conn, out *outConn, r *http.Request) *w
 		c.fd, _ = tcp.SyscallConn() // cannot fail on an open TCP connection
 	}
 	c.lastSeen.Store(s.tick.Load())
+	c.pending, out.handshake = out.handshake, nil
 	out.c = c
 	ws.SetReadLimit(s.cfg.maxMessageSize)
 	ws.SetPingHandler(c.onPing)
@@ -162,6 +163,7 @@ func (s *wsServer) serveConn(c *wsConn, sess session) {
 	s.mu.Unlock()
 
 	sess.open(c)
+	c.flushNow() // the handshake response and whatever open queued
 	code, reason := s.readLoop(c, sess)
 	c.finish()
 	sess.close(c, code, reason)
