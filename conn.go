@@ -69,6 +69,7 @@ type wsConn struct {
 	ws      *websocket.Conn
 	raw     net.Conn
 	fd      syscall.RawConn // for non-blocking writes; nil on TLS connections
+	nb      nonBlockingWrite
 	deflate bool            // permessage-deflate was negotiated
 	log     *slog.Logger
 	srv     *wsServer
@@ -264,7 +265,7 @@ func (c *wsConn) flushAsync() {
 		return
 	}
 	for c.fd != nil {
-		n := writeNonBlocking(c.fd, b)
+		n := c.writeNonBlocking(b)
 		if n < len(b) {
 			b = b[max(n, 0):]
 			break
@@ -277,17 +278,29 @@ func (c *wsConn) flushAsync() {
 }
 
 // writeNonBlocking writes b with one write(2) on the non-blocking socket
-// and returns how much was taken, or -1 on an error.
-func writeNonBlocking(fd syscall.RawConn, b []byte) int {
-	n := -1
-	err := fd.Write(func(fd uintptr) bool {
-		n, _ = unix.Write(int(fd), b)
-		return true // never wait for the socket: the caller falls back instead
-	})
-	if err != nil {
-		return -1
+// and returns how much was taken, or -1 on an error. Only the writer calls
+// it.
+func (c *wsConn) writeNonBlocking(b []byte) int {
+	c.nb.buf, c.nb.n = b, -1
+	if err := c.fd.Write(c.nb.write); err != nil {
+		c.nb.n = -1
 	}
-	return n
+	c.nb.buf = nil
+	return c.nb.n
+}
+
+// nonBlockingWrite is the state of writeNonBlocking's callback, kept in
+// the connection with the callback bound once, so a write allocates
+// nothing.
+type nonBlockingWrite struct {
+	buf   []byte
+	n     int
+	write func(fd uintptr) bool // bound to do once per connection
+}
+
+func (w *nonBlockingWrite) do(fd uintptr) bool {
+	w.n, _ = unix.Write(int(fd), w.buf)
+	return true // never wait for the socket: the caller falls back instead
 }
 
 // writeLoop is the blocking writer: it writes b, then whatever was queued

@@ -143,6 +143,7 @@ func (s *wsServer) newConn(ws *websocket.Conn, out *outConn, r *http.Request) *w
 	c.log = s.log.With("conn", id, "remote", c.remote)
 	if tcp, ok := out.Conn.(*net.TCPConn); ok {
 		c.fd, _ = tcp.SyscallConn() // cannot fail on an open TCP connection
+		c.nb.write = c.nb.do
 	}
 	c.lastSeen.Store(s.tick.Load())
 	c.pending, out.handshake = out.handshake, nil
