@@ -70,7 +70,7 @@ type wsConn struct {
 	raw     net.Conn
 	fd      syscall.RawConn // for non-blocking writes; nil on TLS connections
 	nb      nonBlockingWrite
-	deflate bool            // permessage-deflate was negotiated
+	deflate bool // permessage-deflate was negotiated
 	log     *slog.Logger
 	srv     *wsServer
 
