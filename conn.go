@@ -24,10 +24,10 @@ const (
 	// queued, for the peer's close before the socket is closed anyway.
 	closeGrace = 2 * time.Second
 
-	// readBufferSize is gorilla's per-connection read buffer. Small, because
-	// most connections are idle most of the time; large messages still read
-	// fine, in more calls.
-	readBufferSize = 256
+	// gorillaReadBuffer is gorilla's per-connection read buffer, behind
+	// outConn's: the least gorilla accepts, as it only needs to hold a
+	// control frame; large payloads are read past it.
+	gorillaReadBuffer = maxControlPayload
 
 	// firstMessageBuffer is the capacity of a connection's message buffer
 	// when it first receives a message; it grows as needed.
@@ -67,6 +67,8 @@ type wsConn struct {
 	id      uint64
 	remote  string
 	ws      *websocket.Conn
+	out     *outConn
+	sess    session
 	raw     net.Conn
 	fd      syscall.RawConn // for non-blocking writes; nil on TLS connections
 	nb      nonBlockingWrite
@@ -76,6 +78,9 @@ type wsConn struct {
 
 	// lastSeen is the keepalive tick at which a frame last arrived.
 	lastSeen     atomic.Int64
+	reading      atomic.Bool // a goroutine is in readBurst
+	polled       bool        // registered with the poller; set before any read
+	pollFD       int32       // the descriptor the poller knows it by
 	maxQueue     int
 	msg          []byte        // reused buffer for incoming messages
 	socketClosed chan struct{} // closed when the socket is closed
@@ -190,6 +195,12 @@ func (c *wsConn) onPing(data string) error {
 	c.pending = appendFrame(c.pending, websocket.PongMessage, nil, []byte(data), false)
 	c.mu.Unlock()
 	c.flushNow()
+	return nil
+}
+
+// onPong notes that the peer is alive.
+func (c *wsConn) onPong(string) error {
+	c.lastSeen.Store(c.srv.tick.Load())
 	return nil
 }
 
@@ -337,6 +348,8 @@ func (c *wsConn) abort() {
 	c.mu.Unlock()
 	c.raw.Close()
 	close(c.socketClosed)
+	// A connection waiting in the poller has no reader to notice.
+	c.srv.wake(c)
 }
 
 // verbose reports whether per-message log lines are wanted.
@@ -390,57 +403,4 @@ func (c *wsConn) readMessage() (int, []byte, error) {
 		c.msg = nil
 	}
 	return op, b, nil
-}
-
-// outConn is the net.Conn gorilla sees. Reads go straight to the socket.
-// Writes join the connection's queue: the handshake response is held until
-// the session has opened — so a client that sees 101 is already in its room,
-// and the response, welcome and history leave in one write — and the control
-// frames gorilla sends on its own (a close answering a protocol error or an
-// oversized message) never cut into a frame being written.
-type outConn struct {
-	net.Conn
-	c         *wsConn // set once the handshake is done
-	handshake []byte  // the response, held until c exists
-}
-
-func (o *outConn) Write(p []byte) (int, error) {
-	if o.c == nil {
-		o.handshake = append(o.handshake, p...)
-		return len(p), nil
-	}
-	c := o.c
-	c.mu.Lock()
-	if c.closed || c.closeSent {
-		c.mu.Unlock()
-		return 0, errClosed
-	}
-	if len(p) > 0 && p[0]&0x0f == websocket.CloseMessage {
-		c.closeSent = true
-		if len(p) >= 4 {
-			c.closeCode = int(p[2])<<8 | int(p[3])
-		}
-	}
-	c.pending = append(c.pending, p...)
-	c.mu.Unlock()
-	c.flushNow()
-	return len(p), nil
-}
-
-// SetWriteDeadline is ignored after the handshake: the writer sets its own
-// deadline per batch.
-func (o *outConn) SetWriteDeadline(t time.Time) error {
-	if o.c == nil {
-		return o.Conn.SetWriteDeadline(t)
-	}
-	return nil
-}
-
-// SetDeadline only sets the read deadline after the handshake, for the
-// same reason.
-func (o *outConn) SetDeadline(t time.Time) error {
-	if o.c == nil {
-		return o.Conn.SetDeadline(t)
-	}
-	return o.Conn.SetReadDeadline(t)
 }

@@ -158,6 +158,7 @@ func runServe(ctx context.Context, cfg serveConfig, o logOptions, stdin io.Reade
 
 	a := &chatApp{cfg: &cfg, hub: h}
 	ws := newWSServer(cfg.server, a, log, "wsx serve")
+	ws.pollIdle = true
 	a.ws = ws
 	if cfg.stdin {
 		go a.relayStdin(stdin)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -524,5 +525,47 @@ func TestServeStdin(t *testing.T) {
 	readJSON(t, js, &m)
 	if m.From != "server" || m.Data != "hello from the console" {
 		t.Errorf("stdin message = %+v", m)
+	}
+}
+
+// TestServeKeepaliveWithIdleConnectionsPolled: idle connections wait in the
+// poller with no reader goroutine; their pongs must still count, and a
+// client that ignores pings must still be dropped.
+func TestServeKeepaliveWithIdleConnectionsPolled(t *testing.T) {
+	srv := newTestServer(t, "serve", "--ping-interval", "100ms")
+	deaf := dialTest(t, srv.url, nil)
+	deaf.SetPingHandler(func(string) error { return nil })
+	alive := dialTest(t, srv.url, nil)
+	aliveMsgs := readAll(alive)
+	expectClose(t, deaf, websocket.CloseGoingAway)
+	time.Sleep(500 * time.Millisecond) // several intervals
+	sender := dialTest(t, srv.url, nil)
+	sender.WriteMessage(websocket.TextMessage, []byte("still here"))
+	select {
+	case got := <-aliveMsgs:
+		if string(got) != "still here" {
+			t.Errorf("client answering pings got %q", got)
+		}
+	case <-time.After(testTimeout):
+		t.Fatalf("client answering pings was dropped:\n%s", srv.stderr.String())
+	}
+}
+
+func TestServeTLS(t *testing.T) {
+	srv := newTestServer(t, "serve", "--tls-self-signed")
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	a, _, err := d.Dial(srv.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, _, err := d.Dial(srv.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	a.WriteMessage(websocket.TextMessage, []byte("over tls"))
+	if _, got := readMsg(t, b); string(got) != "over tls" {
+		t.Errorf("got %q", got)
 	}
 }

@@ -57,6 +57,12 @@ type wsServer struct {
 	// what names the endpoint in the 426 answer to plain HTTP requests.
 	what string
 
+	// pollIdle parks idle connections in a poller instead of a goroutine
+	// each: far less memory per connection, a few µs more per message that
+	// arrives on an idle connection. serve wants it; echo's round trips not.
+	pollIdle bool
+	poller   *poller // nil: a goroutine per connection reads
+
 	nextID   atomic.Uint64
 	active   atomic.Int64 // connections admitted and not yet ended
 	tick     atomic.Int64 // keepalive ticks since start
@@ -72,7 +78,7 @@ func newWSServer(cfg serverConfig, a app, log *slog.Logger, what string) *wsServ
 	s := &wsServer{cfg: cfg, app: a, log: log, what: what, conns: make(map[*wsConn]struct{})}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout:  handshakeTimeout,
-		ReadBufferSize:    readBufferSize,
+		ReadBufferSize:    gorillaReadBuffer,
 		WriteBufferSize:   maxHeaderLen + maxControlPayload, // gorilla only writes control frames
 		WriteBufferPool:   &sync.Pool{},
 		Subprotocols:      cfg.subprotocols,
@@ -119,21 +125,22 @@ func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // refuse has answered and logged it
 	}
-	c := s.newConn(ws, hw.out, r)
+	c := s.newConn(ws, hw.out, r, sess)
 	admitted = true
 	s.wg.Add(1)
-	// The handler returns now so net/http frees its per-connection buffers;
-	// the connection lives on in its own goroutine.
-	go s.serveConn(c, sess)
+	// The handler returns now so net/http frees its per-connection buffers.
+	go s.serveConn(c)
 }
 
 // newConn wraps an upgraded connection.
-func (s *wsServer) newConn(ws *websocket.Conn, out *outConn, r *http.Request) *wsConn {
+func (s *wsServer) newConn(ws *websocket.Conn, out *outConn, r *http.Request, sess session) *wsConn {
 	id := s.nextID.Add(1)
 	c := &wsConn{
 		id:           id,
 		remote:       r.RemoteAddr,
 		ws:           ws,
+		out:          out,
+		sess:         sess,
 		raw:          out.Conn,
 		deflate:      s.cfg.compress && offersDeflate(r.Header),
 		srv:          s,
@@ -146,52 +153,97 @@ func (s *wsServer) newConn(ws *websocket.Conn, out *outConn, r *http.Request) *w
 		c.nb.write = c.nb.do
 	}
 	c.lastSeen.Store(s.tick.Load())
+	c.reading.Store(true) // serveConn reads first
 	c.pending, out.handshake = out.handshake, nil
 	out.c = c
 	ws.SetReadLimit(s.cfg.maxMessageSize)
 	ws.SetPingHandler(c.onPing)
-	ws.SetPongHandler(func(string) error { c.lastSeen.Store(s.tick.Load()); return nil })
+	ws.SetPongHandler(c.onPong)
 	ws.SetCloseHandler(c.onClose)
 	return c
 }
 
-// serveConn runs a connection's session until the connection ends.
-func (s *wsServer) serveConn(c *wsConn, sess session) {
-	defer s.wg.Done()
-	defer s.active.Add(-1)
+// serveConn opens a connection's session, then reads what it sends.
+func (s *wsServer) serveConn(c *wsConn) {
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
-
-	sess.open(c)
+	// c.reading is set from the start, so nothing else reads before this.
+	c.polled = s.poller != nil && s.poller.add(c) == nil
+	c.sess.open(c)
 	c.flushNow() // the handshake response and whatever open queued
-	code, reason := s.readLoop(c, sess)
-	c.finish()
-	sess.close(c, code, reason)
-	<-c.socketClosed
+	if c.polled && s.park(c) {
+		return
+	}
+	s.readBurst(c)
+}
 
+// wake starts a reader for c unless one runs. The poller calls it when c's
+// socket is readable, and abort when c's socket was closed under it.
+func (s *wsServer) wake(c *wsConn) {
+	if c.reading.CompareAndSwap(false, true) {
+		go s.readBurst(c)
+	}
+}
+
+// park gives up reading c and hands it to the poller, and reports true; or,
+// if its socket is closed, takes reading back and reports false, so the
+// caller reads on to learn how it ended — unless a reader woken by abort
+// already does, which also reports true.
+func (s *wsServer) park(c *wsConn) bool {
+	c.reading.Store(false)
+	if s.poller.arm(c) == nil {
+		return true
+	}
+	return !c.reading.CompareAndSwap(false, true)
+}
+
+// readBurst reads and handles messages while input is waiting, then parks
+// the connection in the poller and returns, leaving no goroutine behind.
+// Unpolled connections (TLS, or no epoll) are read until they end. At most
+// one readBurst runs per connection: its caller set c.reading.
+func (s *wsServer) readBurst(c *wsConn) {
+	// Input is waiting (or the socket ended): bring it into the buffer.
+	_, peekErr := c.out.in.Peek(1)
+	for {
+		for c.out.buffered() && c.out.takeControl() {
+		}
+		if c.polled && peekErr == nil && !c.out.buffered() && !c.out.poll() && s.park(c) {
+			return
+		}
+		peekErr = nil
+		op, data, err := c.readMessage()
+		if err != nil {
+			code, reason := s.readError(c, err)
+			s.endConn(c, code, reason)
+			return
+		}
+		if op == websocket.TextMessage && !utf8.Valid(data) {
+			c.log.Error(fmt.Sprintf("An error has occurred: connection %d sent a text message that is not valid UTF-8; closing it (1007)", c.id), "event", evError)
+			c.closeWith(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message", closeGrace)
+			s.endConn(c, websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message")
+			return
+		}
+		c.sess.message(c, op, data)
+	}
+}
+
+// endConn ends a connection whose read side is over: it closes the socket
+// once the queued frames are written, ends the session and logs the close.
+func (s *wsServer) endConn(c *wsConn, code int, reason string) {
+	defer s.wg.Done()
+	defer s.active.Add(-1)
+	c.finish()
+	c.sess.close(c, code, reason)
+	<-c.socketClosed
+	if s.poller != nil {
+		s.poller.remove(c)
+	}
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
 	c.log.Info(fmt.Sprintf("Connection %d has disconnected (%d %s)", c.id, code, reason),
 		"event", evClose, "code", code, "reason", reason)
-}
-
-// readLoop reads messages and hands them to the session until the
-// connection ends, and returns the close code and reason to report.
-func (s *wsServer) readLoop(c *wsConn, sess session) (int, string) {
-	for {
-		op, data, err := c.readMessage()
-		if err != nil {
-			return s.readError(c, err)
-		}
-		if op == websocket.TextMessage && !utf8.Valid(data) {
-			c.log.Error(fmt.Sprintf("An error has occurred: connection %d sent a text message that is not valid UTF-8; closing it (1007)", c.id), "event", evError)
-			c.closeWith(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message", closeGrace)
-			return websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message"
-		}
-		sess.message(c, op, data)
-	}
 }
 
 // readError turns the error that ended a read loop into the close code and
@@ -317,6 +369,11 @@ func runServer(ctx context.Context, cfg serverConfig, s *wsServer, handler http.
 	s.log.Debug("Listening on "+url, "event", evStart, "url", url)
 	fmt.Fprintf(stdout, "Server is running on %s\n", url)
 
+	if s.pollIdle {
+		s.startPoller()
+		defer s.stopPoller()
+	}
+
 	httpServer := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -341,6 +398,25 @@ func runServer(ctx context.Context, cfg serverConfig, s *wsServer, handler http.
 	s.shutdown(cfg.shutdownTimeout)
 	s.log.Info("Server stopped", "event", evStop)
 	return nil
+}
+
+// startPoller starts the poller for idle connections; without epoll every
+// connection keeps a reader goroutine.
+func (s *wsServer) startPoller() {
+	p, err := newPoller(s.wake)
+	if err != nil {
+		s.log.Warn("No epoll: every connection keeps a reader goroutine: "+err.Error(), "event", evWarn)
+		return
+	}
+	s.poller = p
+	go p.run()
+}
+
+// stopPoller stops the poller once every connection has ended.
+func (s *wsServer) stopPoller() {
+	if s.poller != nil {
+		s.poller.stop()
+	}
 }
 
 // displayAddr is the address as clients reach it: a wildcard listen address
@@ -379,6 +455,6 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	h.out = &outConn{Conn: conn}
+	h.out = newOutConn(conn)
 	return h.out, brw, nil
 }

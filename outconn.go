@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/sys/unix"
+)
+
+// connInputBuffer is the connection's own input buffer, in front of
+// gorilla's.
+const connInputBuffer = 512
+
+// outConn is the net.Conn gorilla sees.
+//
+// Writes join the connection's queue: the handshake response is held until
+// the session has opened — so a client that sees 101 is already in its room,
+// and the response, welcome and history leave in one write — and the control
+// frames gorilla sends on its own (a close answering a protocol error or an
+// oversized message) never cut into a frame being written.
+//
+// Reads come through in, and never past the end of the current frame. So
+// when gorilla has read a whole message its own buffer is empty, and
+// in.Buffered() alone says whether input is waiting: a connection with
+// nothing buffered can wait for the socket in the poller, with no goroutine.
+type outConn struct {
+	net.Conn
+	c         *wsConn // set once the handshake is done
+	handshake []byte  // the response, held until c exists
+
+	in        *bufio.Reader // reads from sock
+	sock      sockReader
+	frameLeft int64 // bytes of the current frame not yet handed to gorilla
+}
+
+// newOutConn wraps a hijacked connection.
+func newOutConn(conn net.Conn) *outConn {
+	o := &outConn{Conn: conn}
+	o.sock.conn = conn
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		o.sock.fd, _ = tcp.SyscallConn() // cannot fail on an open TCP connection
+		o.sock.read = o.sock.readOnce
+	}
+	o.in = bufio.NewReaderSize(&o.sock, connInputBuffer)
+	return o
+}
+
+// errWouldBlock is what a non-blocking read returns when nothing waits.
+var errWouldBlock = errors.New("no input waiting")
+
+// poll fills the input buffer with what the socket holds right now, without
+// waiting, and reports whether anything is buffered or the socket has ended
+// (which the next read reports). Plain TCP only.
+func (o *outConn) poll() bool {
+	o.sock.nonBlocking = true
+	_, err := o.in.Peek(1)
+	o.sock.nonBlocking = false
+	return err != errWouldBlock
+}
+
+// sockReader reads the socket for outConn's buffer, blocking or, for poll,
+// not.
+type sockReader struct {
+	conn        net.Conn
+	fd          syscall.RawConn // nil on TLS
+	nonBlocking bool
+
+	// The state of read, bound once so a read allocates nothing.
+	buf  []byte
+	n    int
+	err  error
+	read func(fd uintptr) bool
+}
+
+func (r *sockReader) Read(p []byte) (int, error) {
+	if !r.nonBlocking || r.fd == nil {
+		return r.conn.Read(p)
+	}
+	r.buf, r.n, r.err = p, 0, nil
+	if err := r.fd.Read(r.read); err != nil {
+		return 0, err
+	}
+	r.buf = nil
+	switch {
+	case r.err == unix.EAGAIN:
+		return 0, errWouldBlock
+	case r.err != nil:
+		return 0, r.err
+	case r.n == 0:
+		return 0, io.EOF
+	}
+	return r.n, nil
+}
+
+func (r *sockReader) readOnce(fd uintptr) bool {
+	r.n, r.err = unix.Read(int(fd), r.buf)
+	if r.n < 0 {
+		r.n = 0
+	}
+	return true // never wait: poll's caller parks the connection instead
+}
+
+func (o *outConn) Read(p []byte) (int, error) {
+	if o.frameLeft == 0 {
+		n, err := o.nextFrameLen()
+		if err != nil {
+			return 0, err
+		}
+		o.frameLeft = n
+	}
+	if int64(len(p)) > o.frameLeft {
+		p = p[:o.frameLeft]
+	}
+	n, err := o.in.Read(p)
+	o.frameLeft -= int64(n)
+	return n, err
+}
+
+// nextFrameLen peeks at the header of the next frame and returns the
+// frame's whole length.
+func (o *outConn) nextFrameLen() (int64, error) {
+	h, err := o.in.Peek(2)
+	if err != nil {
+		return 0, err
+	}
+	size := 2
+	switch h[1] & 0x7f {
+	case 126:
+		size += 2
+	case 127:
+		size += 8
+	}
+	if h[1]&0x80 != 0 {
+		size += 4
+	}
+	if h, err = o.in.Peek(size); err != nil {
+		return 0, err
+	}
+	var n uint64
+	switch h[1] & 0x7f {
+	case 126:
+		n = uint64(binary.BigEndian.Uint16(h[2:]))
+	case 127:
+		n = binary.BigEndian.Uint64(h[2:])
+	default:
+		n = uint64(h[1] & 0x7f)
+	}
+	// gorilla refuses lengths with the top bit set; just do not overflow.
+	return int64(min(n, 1<<62)) + int64(size), nil
+}
+
+// buffered reports whether input is waiting in the connection's buffer.
+func (o *outConn) buffered() bool { return o.in.Buffered() > 0 }
+
+// takeControl consumes a ping or pong at the head of the input, answering
+// the ping, and reports true; anything else (data, close, or a malformed
+// frame) is left for gorilla, which would otherwise handle pings and pongs
+// inside its wait for the next data message. It may block until the whole
+// frame has arrived. Only the reader calls it, between messages.
+func (o *outConn) takeControl() bool {
+	h, err := o.in.Peek(2)
+	if err != nil {
+		return false
+	}
+	op := int(h[0] & 0x0f)
+	n := int(h[1] & 0x7f)
+	if (op != websocket.PingMessage && op != websocket.PongMessage) || h[0]&0xf0 != finBit || h[1]&0x80 == 0 || n > maxControlPayload {
+		return false
+	}
+	f, err := o.in.Peek(6 + n)
+	if err != nil {
+		return false
+	}
+	var payload [maxControlPayload]byte
+	for i := range n {
+		payload[i] = f[6+i] ^ f[2+i%4]
+	}
+	o.in.Discard(6 + n)
+	if op == websocket.PingMessage {
+		o.c.onPing(string(payload[:n]))
+	} else {
+		o.c.onPong("")
+	}
+	return true
+}
+
+func (o *outConn) Write(p []byte) (int, error) {
+	if o.c == nil {
+		o.handshake = append(o.handshake, p...)
+		return len(p), nil
+	}
+	c := o.c
+	c.mu.Lock()
+	if c.closed || c.closeSent {
+		c.mu.Unlock()
+		return 0, errClosed
+	}
+	if len(p) > 0 && p[0]&0x0f == websocket.CloseMessage {
+		c.closeSent = true
+		if len(p) >= 4 {
+			c.closeCode = int(p[2])<<8 | int(p[3])
+		}
+	}
+	c.pending = append(c.pending, p...)
+	c.mu.Unlock()
+	c.flushNow()
+	return len(p), nil
+}
+
+// SetWriteDeadline is ignored after the handshake: the writer sets its own
+// deadline per batch.
+func (o *outConn) SetWriteDeadline(t time.Time) error {
+	if o.c == nil {
+		return o.Conn.SetWriteDeadline(t)
+	}
+	return nil
+}
+
+// SetDeadline only sets the read deadline after the handshake, for the
+// same reason.
+func (o *outConn) SetDeadline(t time.Time) error {
+	if o.c == nil {
+		return o.Conn.SetDeadline(t)
+	}
+	return o.Conn.SetReadDeadline(t)
+}
