@@ -142,7 +142,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
    echo hello | wsx dial ws://localhost:8080/ # send a line, print the reply`,
 		Flags:                 globalFlags(),
 		Action:                rootAction,
-		Commands:              []*cli.Command{echoCommand(), serveCommand()},
+		Commands:              []*cli.Command{echoCommand(), serveCommand(), dialCommand()},
 		Reader:                stdin,
 		Writer:                stdout,
 		ErrWriter:             stderr,

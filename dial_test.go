@@ -1,0 +1,508 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// dialResult is how a wsx dial run ended.
+type dialResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// dialInProcess runs "wsx dial ARGS..." through run, so the race detector
+// sees the client, with stdin as its input, and waits for it to end.
+func dialInProcess(t *testing.T, stdin io.Reader, args ...string) dialResult {
+	t.Helper()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(context.Background(), append([]string{"wsx", "dial"}, args...), stdin, &stdout, &stderr)
+	}()
+	select {
+	case code := <-done:
+		return dialResult{stdout.String(), stderr.String(), code}
+	case <-time.After(testTimeout):
+		t.Fatalf("wsx dial %s did not end within %s; stderr:\n%s", strings.Join(args, " "), testTimeout, stderr.String())
+	}
+	return dialResult{}
+}
+
+// dialBinary runs the built wsx binary with args, stdin and extra
+// environment variables, and waits for it to end.
+func dialBinary(t *testing.T, stdin io.Reader, env []string, args ...string) dialResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, wsxBinary, append([]string{"dial"}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &stdout, &stderr
+	cmd.Env = append(os.Environ(), env...)
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("wsx dial %s did not end within %s; stderr:\n%s", strings.Join(args, " "), testTimeout, stderr.String())
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return dialResult{stdout.String(), stderr.String(), cmd.ProcessState.ExitCode()}
+}
+
+// wantExit fails the test unless the run ended with code.
+func (r dialResult) wantExit(t *testing.T, code int) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit code %d, want %d; stderr:\n%s", r.code, code, r.stderr)
+	}
+}
+
+// newPeer runs a scripted WebSocket server on a loopback socket: handle
+// serves each request, and accept upgrades it. It returns the ws:// URL.
+// Connections are closed and handlers waited for when the test ends.
+func newPeer(t *testing.T, handle func(w http.ResponseWriter, r *http.Request)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	srv := &http.Server{
+		ReadHeaderTimeout: testTimeout,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			wg.Add(1)
+			defer wg.Done()
+			handle(w, r)
+		}),
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		srv.Close()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(testTimeout):
+			t.Error("peer handlers did not end")
+		}
+	})
+	return "ws://" + ln.Addr().String() + "/"
+}
+
+// accept upgrades a peer request, offering subprotocols. The connection is
+// closed when the test ends, which also ends handlers blocked reading it.
+func accept(t *testing.T, w http.ResponseWriter, r *http.Request, subprotocols ...string) *websocket.Conn {
+	u := websocket.Upgrader{Subprotocols: subprotocols, CheckOrigin: func(*http.Request) bool { return true }}
+	c, err := u.Upgrade(w, r, nil)
+	if err != nil {
+		t.Errorf("upgrade: %v", err)
+		return nil
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetReadDeadline(time.Now().Add(testTimeout))
+	return c
+}
+
+// TestDialPipeRoundTrip pipes lines through wsx echo --prefix "" and checks
+// that they come back byte for byte: UTF-8, empty lines, a "\r" before the
+// newline, a 10 MiB line, and a last line without a newline.
+func TestDialPipeRoundTrip(t *testing.T) {
+	srv := newTestServer(t, "echo", "--prefix", "", "--max-message-size", "16MiB")
+	long := strings.Repeat("0123456789abcdef", 10<<20/16)
+	lines := []string{"hello", "", "héllo wörld 🌍", "tab\there", "carriage\r", "", long, "  spaces  "}
+	input := strings.Join(lines, "\n") + "\nlast without newline"
+	r := dialInProcess(t, strings.NewReader(input), srv.url)
+	r.wantExit(t, exitOK)
+	want := input + "\n"
+	if r.stdout != want {
+		t.Errorf("stdout differs from stdin: got %d bytes, want %d", len(r.stdout), len(want))
+		for i, got := range strings.Split(r.stdout, "\n") {
+			if i < len(lines) && got != lines[i] && len(got) < 100 {
+				t.Errorf("line %d = %q, want %q", i+1, got, lines[i])
+			}
+		}
+	}
+	if !strings.Contains(r.stderr, "Connection closed (1000 - )") {
+		t.Errorf("stderr lacks the close line:\n%s", r.stderr)
+	}
+}
+
+// TestDialPipeLinesBeforeOpen sends lines that were all piped before the
+// server accepted the connection: each arrives once, in order.
+func TestDialPipeLinesBeforeOpen(t *testing.T) {
+	got := make(chan string, 100)
+	release := make(chan struct{})
+	url := newPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		<-release // hold the handshake until stdin has been read
+		c := accept(t, w, r)
+		for {
+			_, data, err := c.ReadMessage()
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- string(data)
+		}
+	})
+	in := &notifyReader{r: strings.NewReader("a\nb\nc\n"), eof: release}
+	dialInProcess(t, in, url, "--wait", "0").wantExit(t, exitOK)
+	var msgs []string
+	for m := range got {
+		msgs = append(msgs, m)
+	}
+	if strings.Join(msgs, ",") != "a,b,c" {
+		t.Errorf("server received %q, want a, b, c once each", msgs)
+	}
+}
+
+// notifyReader closes eof when r reaches its end.
+type notifyReader struct {
+	r    io.Reader
+	eof  chan struct{}
+	once sync.Once
+}
+
+func (n *notifyReader) Read(p []byte) (int, error) {
+	k, err := n.r.Read(p)
+	if err == io.EOF {
+		n.once.Do(func() { close(n.eof) })
+	}
+	return k, err
+}
+
+// TestDialWholeBinaryRoundTrip sends 1 MiB of random bytes as one binary
+// message through the built binary and gets them back byte-exact.
+func TestDialWholeBinaryRoundTrip(t *testing.T) {
+	srv := newTestServer(t, "echo", "--prefix", "", "--max-message-size", "2MiB")
+	data := make([]byte, 1<<20)
+	rand.Read(data)
+	r := dialBinary(t, bytes.NewReader(data), nil, srv.url, "--whole", "--binary", "--raw-binary", "-n", "1")
+	r.wantExit(t, exitOK)
+	if !bytes.Equal([]byte(r.stdout), data) {
+		t.Errorf("got %d bytes back, want the %d sent, byte-exact", len(r.stdout), len(data))
+	}
+}
+
+// TestDialBinaryOutput checks that received binary messages print as
+// base64 lines, or raw with --raw-binary, and that --binary sends binary.
+func TestDialBinaryOutput(t *testing.T) {
+	types := make(chan int, 10)
+	url := newPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		c := accept(t, w, r)
+		op, data, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		types <- op
+		c.WriteMessage(websocket.BinaryMessage, []byte{0, 1, 2, 0xff, '\n'})
+		c.WriteMessage(websocket.TextMessage, data)
+		c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+		c.ReadMessage()
+	})
+	r := dialInProcess(t, strings.NewReader("hi\n"), url, "--binary")
+	r.wantExit(t, exitOK)
+	if op := <-types; op != websocket.BinaryMessage {
+		t.Errorf("--binary sent a message of type %d, want binary", op)
+	}
+	if want := base64.StdEncoding.EncodeToString([]byte{0, 1, 2, 0xff, '\n'}) + "\nhi\n"; r.stdout != want {
+		t.Errorf("stdout %q, want %q", r.stdout, want)
+	}
+	r = dialInProcess(t, strings.NewReader("hi\n"), url, "--raw-binary")
+	r.wantExit(t, exitOK)
+	if want := "\x00\x01\x02\xff\nhi\n"; r.stdout != want {
+		t.Errorf("--raw-binary stdout %q, want %q", r.stdout, want)
+	}
+}
+
+// TestDialInvalidUTF8Line refuses to send a line that is not UTF-8 as text,
+// names the line, and sends nothing from it on.
+func TestDialInvalidUTF8Line(t *testing.T) {
+	srv := newTestServer(t, "echo", "--prefix", "")
+	r := dialInProcess(t, strings.NewReader("good\nbad \xff\nnever\n"), srv.url)
+	r.wantExit(t, exitFailure)
+	if !strings.Contains(r.stderr, "line 2 is not valid UTF-8") || !strings.Contains(r.stderr, "hint: --binary") {
+		t.Errorf("stderr does not name line 2 or give the hint:\n%s", r.stderr)
+	}
+	if r.stdout != "good\n" {
+		t.Errorf("stdout %q, want only the line before the bad one", r.stdout)
+	}
+}
+
+// TestDialExecuteAndCount sends -x messages, commas and all, and exits
+// after -n replies.
+func TestDialExecuteAndCount(t *testing.T) {
+	srv := newTestServer(t, "echo", "--prefix", "")
+	r := dialInProcess(t, strings.NewReader("stdin is not read\n"), srv.url, "-x", "a, b", "-x", "c", "-n", "2")
+	r.wantExit(t, exitOK)
+	if r.stdout != "a, b\nc\n" {
+		t.Errorf("stdout %q, want the two -x messages back", r.stdout)
+	}
+}
+
+// TestDialCountStopsEarly exits after -n messages even though the server
+// goes on sending.
+func TestDialCountStopsEarly(t *testing.T) {
+	url := newPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		c := accept(t, w, r)
+		go c.ReadMessage() // answers the client's close
+		for {
+			if c.WriteMessage(websocket.TextMessage, []byte("tick")) != nil {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	r := dialInProcess(t, strings.NewReader(""), url, "-n", "3")
+	r.wantExit(t, exitOK)
+	if r.stdout != "tick\ntick\ntick\n" {
+		t.Errorf("stdout %q, want exactly 3 messages", r.stdout)
+	}
+}
+
+// TestDialWaitAfterLastMessage keeps reading while messages keep coming:
+// --wait counts from the last message, not from the end of the input.
+func TestDialWaitAfterLastMessage(t *testing.T) {
+	const n = 10
+	url := newPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		c := accept(t, w, r)
+		for i := 0; i < n; i++ {
+			time.Sleep(50 * time.Millisecond) // well inside --wait
+			if c.WriteMessage(websocket.TextMessage, []byte("m")) != nil {
+				return
+			}
+		}
+		c.ReadMessage()
+	})
+	r := dialInProcess(t, strings.NewReader(""), url, "--wait", "500ms")
+	r.wantExit(t, exitOK)
+	if got := strings.Count(r.stdout, "m\n"); got != n {
+		t.Errorf("got %d messages, want all %d: --wait must restart with each message", got, n)
+	}
+}
+
+// TestDialWaitZeroAndForever: --wait 0 closes as soon as the input is
+// sent; --wait -1 waits until the server closes.
+func TestDialWaitZeroAndForever(t *testing.T) {
+	closes := make(chan int, 1)
+	silent := newPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		c := accept(t, w, r)
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) {
+					closes <- ce.Code
+				}
+				close(closes)
+				return
+			}
+		}
+	})
+	dialInProcess(t, strings.NewReader("x\n"), silent, "--wait", "0").wantExit(t, exitOK)
+	if code := <-closes; code != websocket.CloseNormalClosure {
+		t.Errorf("server saw close %d, want 1000", code)
+	}
+
+	late := newPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		c := accept(t, w, r)
+		time.Sleep(1500 * time.Millisecond) // longer than the default --wait
+		c.WriteMessage(websocket.TextMessage, []byte("late"))
+		c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "done"))
+		c.ReadMessage()
+	})
+	r := dialInProcess(t, strings.NewReader(""), late, "--wait", "-1")
+	r.wantExit(t, exitOK)
+	if r.stdout != "late\n" {
+		t.Errorf("stdout %q, want the message sent after 1.5s", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "Connection closed (1001 - done)") {
+		t.Errorf("stderr lacks the server's close:\n%s", r.stderr)
+	}
+}
+
+// TestDialExitCodes checks the exit code and the close line for each way
+// a connection can end.
+func TestDialExitCodes(t *testing.T) {
+	closeWith := func(code int, reason string) func(http.ResponseWriter, *http.Request) {
+		return func(w http.ResponseWriter, r *http.Request) {
+			c := accept(t, w, r)
+			c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason))
+			c.ReadMessage()
+		}
+	}
+	dropped := func(w http.ResponseWriter, r *http.Request) {
+		c := accept(t, w, r)
+		c.NetConn().Close()
+	}
+	silent := func(w http.ResponseWriter, r *http.Request) {
+		c := accept(t, w, r)
+		c.ReadMessage()
+	}
+	tests := []struct {
+		name   string
+		handle func(http.ResponseWriter, *http.Request)
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"server closes 1000", closeWith(1000, "bye"), []string{"--wait", "-1"}, exitOK, "Connection closed (1000 - bye)"},
+		{"server closes 1001", closeWith(1001, "restart"), []string{"--wait", "-1"}, exitOK, "Connection closed (1001 - restart)"},
+		{"server closes 4000", closeWith(4000, "custom"), []string{"--wait", "-1"}, exitAbnormal, "Connection closed (4000 - custom)"},
+		{"server closes 1011", closeWith(1011, "oops"), []string{"--wait", "-1"}, exitAbnormal, "Connection closed (1011 - oops)"},
+		{"connection lost", dropped, []string{"--wait", "-1"}, exitAbnormal, "Connection closed (1006 - connection lost"},
+		{"timeout", silent, []string{"--wait", "-1", "--timeout", "300ms"}, exitAbnormal, "Timeout: --timeout 300ms passed"},
+		{"we close after EOF", silent, []string{"--wait", "0"}, exitOK, "Connection closed (1000 - )"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url := newPeer(t, tt.handle)
+			r := dialInProcess(t, strings.NewReader(""), append([]string{url}, tt.args...)...)
+			r.wantExit(t, tt.code)
+			if !strings.Contains(r.stderr, tt.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", tt.stderr, r.stderr)
+			}
+		})
+	}
+}
+
+// TestDialServerInvalidUTF8 fails the connection with 1007 when the server
+// sends text that is not UTF-8.
+func TestDialServerInvalidUTF8(t *testing.T) {
+	closes := make(chan int, 1)
+	url := newPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		c := accept(t, w, r)
+		c.WriteMessage(websocket.TextMessage, []byte("bad \xff"))
+		_, _, err := c.ReadMessage()
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			closes <- ce.Code
+		}
+		close(closes)
+	})
+	r := dialInProcess(t, strings.NewReader(""), url, "--wait", "-1")
+	r.wantExit(t, exitAbnormal)
+	if code := <-closes; code != websocket.CloseInvalidFramePayloadData {
+		t.Errorf("server saw close %d, want 1007", code)
+	}
+	if r.stdout != "" || !strings.Contains(r.stderr, "not valid UTF-8") {
+		t.Errorf("stdout %q, stderr:\n%s", r.stdout, r.stderr)
+	}
+}
+
+// TestDialCouldNotConnect checks the message and exit code 1 when nothing
+// listens, and when the server refuses the upgrade with 401.
+func TestDialCouldNotConnect(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	r := dialInProcess(t, strings.NewReader(""), addr)
+	r.wantExit(t, exitFailure)
+	if !strings.HasPrefix(r.stderr, "Could not connect: ws://"+addr+"/: dial tcp "+addr) || !strings.Contains(r.stderr, "connection refused") {
+		t.Errorf("stderr %q does not say why", r.stderr)
+	}
+
+	url := newPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="wsx test"`)
+		w.Header().Set("X-Irrelevant", "not shown")
+		http.Error(w, "missing credentials", http.StatusUnauthorized)
+	})
+	r = dialBinary(t, strings.NewReader(""), nil, url)
+	r.wantExit(t, exitFailure)
+	for _, want := range []string{
+		"Could not connect: " + url + ": the server answered HTTP/1.1 401 Unauthorized\n",
+		"\n  Www-Authenticate: Basic realm=\"wsx test\"\n",
+		`body: "missing credentials\n"`,
+		"\nhint: the server wants credentials: try --auth USER:PASSWORD or --token TOKEN",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if strings.Contains(r.stderr, "X-Irrelevant") {
+		t.Errorf("stderr shows an irrelevant header:\n%s", r.stderr)
+	}
+}
+
+// TestDialConnectTimeout gives up on a server that accepts TCP but never
+// answers the upgrade.
+func TestDialConnectTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // hold it open, silent
+		}
+	}()
+	r := dialInProcess(t, strings.NewReader(""), ln.Addr().String(), "--connect-timeout", "200ms")
+	r.wantExit(t, exitFailure)
+	if !strings.Contains(r.stderr, "Could not connect: ") || !strings.Contains(r.stderr, "hint: no answer within --connect-timeout 200ms") {
+		t.Errorf("stderr does not explain the timeout:\n%s", r.stderr)
+	}
+}
+
+// TestDialFlushesPromptly reads each reply on stdout while wsx dial is
+// still running: output is not held back until exit.
+func TestDialFlushesPromptly(t *testing.T) {
+	srv := newTestServer(t, "echo", "--prefix", "")
+	cmd := exec.Command(wsxBinary, "dial", srv.url, "--wait", "-1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdoutPipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	lines := make(chan string)
+	go func() {
+		r := bufio.NewReader(stdoutPipe)
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				close(lines)
+				return
+			}
+			lines <- l
+		}
+	}()
+	for _, msg := range []string{"first", "second"} {
+		io.WriteString(stdin, msg+"\n")
+		select {
+		case l := <-lines:
+			if l != msg+"\n" {
+				t.Fatalf("got %q, want %q", l, msg)
+			}
+		case <-time.After(testTimeout):
+			t.Fatalf("%q not on stdout while the connection is open", msg)
+		}
+	}
+}
