@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -352,5 +353,28 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in time")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestEchoJSONLogs(t *testing.T) {
+	srv := newTestServer(t, "--log-format", "json", "echo")
+	c := dialTest(t, srv.url, nil)
+	c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "done"))
+	expectClose(t, c, websocket.CloseNormalClosure)
+	waitFor(t, func() bool { return strings.Contains(srv.stderr.String(), `"event":"close"`) })
+	events := map[string]map[string]any{}
+	for _, line := range strings.Split(strings.TrimSpace(srv.stderr.String()), "\n") {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(line), &obj); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", line, err)
+		}
+		events[fmt.Sprint(obj["event"])] = obj
+	}
+	open, closed := events["open"], events["close"]
+	if open == nil || open["conn"] != float64(1) || !strings.HasPrefix(fmt.Sprint(open["remote"]), "127.0.0.1:") || open["time"] == nil {
+		t.Errorf("open event = %v", open)
+	}
+	if closed == nil || closed["code"] != float64(1000) || closed["reason"] != "done" {
+		t.Errorf("close event = %v", closed)
 	}
 }
