@@ -19,9 +19,10 @@ import (
 
 // Defaults of the serve flags.
 const (
-	defaultHistory = 50
-	lobby          = "lobby" // the room of "/"
-	serverName     = "server"
+	defaultHistory       = 50
+	defaultFlushInterval = 4 * time.Millisecond
+	lobby                = "lobby" // the room of "/"
+	serverName           = "server"
 
 	// floodFactor: a client whose dropped messages in a row exceed this many
 	// seconds' worth of --rate is closed with 1008.
@@ -40,6 +41,7 @@ const (
 	flagStore       = "store"
 	flagSendQueue   = "send-queue"
 	flagRate        = "rate"
+	flagFlush       = "flush-interval"
 )
 
 // serveCommand is wsx serve: the broadcast chat server.
@@ -69,6 +71,7 @@ GET /healthz answers JSON.`,
 			&cli.IntFlag{Name: flagHistory, Value: defaultHistory, Usage: "replay the last `N` messages of a room to each new client (0 = none)"},
 			&cli.StringFlag{Name: flagStore, Usage: "append every message to this JSON-lines `FILE` and load the history from it"},
 			&cli.StringFlag{Name: flagSendQueue, Value: defaultSendQueue, Usage: "bound on a client's queued outgoing bytes (`SIZE`); past it the client is closed 1008 as a slow consumer"},
+			&cli.DurationFlag{Name: flagFlush, Value: defaultFlushInterval, Usage: "write to each client at most once per `INTERVAL`; messages within it share the write (0 = write each at once)"},
 			&cli.Float64Flag{Name: flagRate, Usage: "most messages per second per client (`N`, with a burst of N); excess is dropped (0 = unlimited)"},
 		),
 		Action: func(c *cli.Context) error {
@@ -107,9 +110,10 @@ func readServeConfig(c *cli.Context) (serveConfig, error) {
 	cfg := serveConfig{
 		server: server,
 		hub: hubConfig{
-			history:     c.Int(flagHistory),
-			includeSelf: c.Bool(flagIncludeSelf),
-			notices:     c.Bool(flagNotices),
+			history:       c.Int(flagHistory),
+			includeSelf:   c.Bool(flagIncludeSelf),
+			notices:       c.Bool(flagNotices),
+			flushInterval: c.Duration(flagFlush),
 		},
 		welcome:   c.String(flagWelcome),
 		stdin:     c.Bool(flagStdin),
@@ -126,6 +130,8 @@ func readServeConfig(c *cli.Context) (serveConfig, error) {
 	switch {
 	case cfg.hub.history < 0:
 		return cfg, usagef("invalid value for flag --%s: must not be negative", flagHistory)
+	case cfg.hub.flushInterval < 0:
+		return cfg, usagef("invalid value for flag --%s: must not be negative", flagFlush)
 	case cfg.rate < 0:
 		return cfg, usagef("invalid value for flag --%s: must not be negative", flagRate)
 	case !validRoom(cfg.stdinRoom):

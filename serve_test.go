@@ -257,7 +257,7 @@ func TestServeStoreSurvivesSIGKILL(t *testing.T) {
 	f.WriteString(`{"event":"message","id":"x","seq":3,"room":"room1","fr`)
 	f.Close()
 
-	p2 := startWSX(t, "serve", "--addr", "127.0.0.1:0", "--store", path)
+	p2 := startWSX(t, "serve", "--addr", "127.0.0.1:0", "--store", path, "--shutdown-timeout", "200ms")
 	url2 := p2.startLineURL(t)
 	late := dialTest(t, url2+"room1", nil)
 	if op, got := readMsg(t, late); op != websocket.TextMessage || string(got) != "keep me" {
