@@ -87,6 +87,7 @@ type wsConn struct {
 
 	mu        sync.Mutex
 	pending   []byte // whole frames waiting to be written
+	exempt    int    // bytes at the head of pending that enqueue neither counts nor drops
 	spare     []byte // the other buffer, swapped with pending by the writer
 	writing   bool   // a goroutine owns the socket's write side
 	closeSent bool   // a close frame is queued: no more frames
@@ -111,41 +112,44 @@ func (c *wsConn) send(op int, prefix, payload []byte) error {
 	return nil
 }
 
-// enqueue appends an encoded frame without writing it; the caller then calls
-// flushAsync. It reports false if the connection is closing or its queue
-// overflowed, in which case the connection is being closed with 1008.
+// enqueue appends an encoded frame without writing it, and reports whether
+// the caller must call flushAsync: it queued something, the frame or, when
+// the queue would pass maxQueue, a close 1008 "slow consumer" in place of
+// everything queued. It never writes to the socket itself.
 func (c *wsConn) enqueue(frame []byte) bool {
 	c.mu.Lock()
 	if c.closeSent || c.closed {
 		c.mu.Unlock()
 		return false
 	}
+	queued := len(c.pending) - c.exempt
 	// An empty queue takes any frame, so one message up to
 	// --max-message-size always fits.
-	if c.maxQueue > 0 && len(c.pending) > 0 && len(c.pending)+len(frame) > c.maxQueue {
+	if c.maxQueue > 0 && queued > 0 && queued+len(frame) > c.maxQueue {
 		// Drop what is queued (whole frames only: the batch being written
 		// stays intact) and say why, if the peer ever reads again.
-		c.pending = append(c.pending[:0], closeFrame(websocket.ClosePolicyViolation, "slow consumer")...)
+		c.pending = append(c.pending[:c.exempt], closeFrame(websocket.ClosePolicyViolation, "slow consumer")...)
 		c.closeSent, c.closeCode = true, websocket.ClosePolicyViolation
 		c.mu.Unlock()
 		c.log.Warn("Connection "+c.idText()+" is a slow consumer: its send queue is over "+strconv.Itoa(c.maxQueue)+" bytes; closing it (1008)",
 			"event", evWarn, "send_queue", c.maxQueue)
 		c.raw.SetWriteDeadline(time.Now().Add(closeGrace))
-		c.flushAsync()
 		time.AfterFunc(closeGrace, c.abort)
-		return false
+		return true
 	}
 	c.pending = append(c.pending, frame...)
 	c.mu.Unlock()
 	return true
 }
 
-// push appends an encoded frame without the --send-queue bound and without
-// writing it; for what the client asked for as a whole, such as history.
+// push appends an encoded frame that enqueue's bound neither counts nor
+// drops, without writing it: for what the client asked for as a whole,
+// such as the room's history when it joins.
 func (c *wsConn) push(frame []byte) {
 	c.mu.Lock()
 	if !c.closeSent && !c.closed {
 		c.pending = append(c.pending, frame...)
+		c.exempt = len(c.pending)
 	}
 	c.mu.Unlock()
 }
@@ -233,7 +237,7 @@ func (c *wsConn) startWrite() ([]byte, bool) {
 	}
 	c.writing = true
 	b := c.pending
-	c.pending, c.spare = c.spare[:0], nil
+	c.pending, c.spare, c.exempt = c.spare[:0], nil, 0
 	return b, true
 }
 
@@ -246,7 +250,7 @@ func (c *wsConn) nextWrite(b []byte) ([]byte, bool) {
 	}
 	if len(c.pending) > 0 && !c.closed {
 		b := c.pending
-		c.pending, c.spare = c.spare[:0], nil
+		c.pending, c.spare, c.exempt = c.spare[:0], nil, 0
 		c.mu.Unlock()
 		return b, true
 	}
@@ -343,8 +347,7 @@ func (c *wsConn) abort() {
 		return
 	}
 	c.closed = true
-	c.pending = nil
-	c.spare = nil
+	c.pending, c.spare, c.exempt = nil, nil, 0
 	c.mu.Unlock()
 	c.raw.Close()
 	close(c.socketClosed)

@@ -569,3 +569,28 @@ func TestServeTLS(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// TestServeHistoryLargerThanSendQueue: the history a client asked for by
+// joining is not held to --send-queue, so a late joiner is not cut as a
+// slow consumer by its own history.
+func TestServeHistoryLargerThanSendQueue(t *testing.T) {
+	srv := newTestServer(t, "serve", "--history", "8", "--send-queue", "64KiB")
+	sender := dialTest(t, srv.url, nil)
+	witness := dialTest(t, srv.url, nil)
+	big := bytes.Repeat([]byte("h"), 60<<10)
+	for i := range 8 {
+		big[0] = byte('0' + i)
+		sender.WriteMessage(websocket.BinaryMessage, big)
+		readMsg(t, witness)
+	}
+	late := dialTest(t, srv.url, nil)
+	sender.WriteMessage(websocket.TextMessage, []byte("live"))
+	for i := range 8 {
+		if _, got := readMsg(t, late); len(got) != len(big) || got[0] != byte('0'+i) {
+			t.Fatalf("history message %d: %d bytes starting %q", i, len(got), got[:1])
+		}
+	}
+	if _, got := readMsg(t, late); string(got) != "live" {
+		t.Fatalf("after the history got %q, want the live message", got)
+	}
+}

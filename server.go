@@ -155,6 +155,7 @@ func (s *wsServer) newConn(ws *websocket.Conn, out *outConn, r *http.Request, se
 	c.lastSeen.Store(s.tick.Load())
 	c.reading.Store(true) // serveConn reads first
 	c.pending, out.handshake = out.handshake, nil
+	c.exempt = len(c.pending)
 	out.c = c
 	ws.SetReadLimit(s.cfg.maxMessageSize)
 	ws.SetPingHandler(c.onPing)
