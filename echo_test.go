@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"compress/flate"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -376,5 +377,18 @@ func TestEchoJSONLogs(t *testing.T) {
 	}
 	if closed == nil || closed["code"] != float64(1000) || closed["reason"] != "done" {
 		t.Errorf("close event = %v", closed)
+	}
+}
+
+func TestEchoListenFailureExit1(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"wsx", "echo", "--addr", ln.Addr().String()}, strings.NewReader(""), io.Discard, &stderr)
+	if code != exitFailure || !strings.Contains(stderr.String(), "address already in use") {
+		t.Errorf("exit %d, stderr %q; want 1 and the reason", code, stderr.String())
 	}
 }
