@@ -244,11 +244,38 @@ func TestDialInvalidUTF8Line(t *testing.T) {
 	}
 }
 
-// TestDialExecuteAndCount sends -x messages, commas and all, and exits
-// after -n replies.
+// TestDialExecute sends the -x messages, commas and all, each once and in
+// order, instead of stdin.
+func TestDialExecute(t *testing.T) {
+	got := make(chan []string, 1)
+	url := newPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		c := accept(t, w, r)
+		var msgs []string
+		for {
+			_, data, err := c.ReadMessage()
+			if err != nil {
+				got <- msgs
+				return
+			}
+			msgs = append(msgs, string(data))
+		}
+	})
+	r := dialInProcess(t, strings.NewReader("stdin is not read\n"), url, "-x", "a, b", "--execute", "c", "-x", "d", "--wait", "0")
+	r.wantExit(t, exitOK)
+	if msgs := <-got; strings.Join(msgs, "|") != "a, b|c|d" {
+		t.Errorf("server received %q, want a, b|c|d", msgs)
+	}
+	r = dialInProcess(t, strings.NewReader(""), url, "--binary", "-x", "\xff\x00,", "-x", "", "--wait", "0")
+	r.wantExit(t, exitOK)
+	if msgs := <-got; len(msgs) != 2 || msgs[0] != "\xff\x00," || msgs[1] != "" {
+		t.Errorf("server received %q, want the two binary -x messages byte-exact", msgs)
+	}
+}
+
+// TestDialExecuteAndCount exits after -n replies.
 func TestDialExecuteAndCount(t *testing.T) {
 	srv := newTestServer(t, "echo", "--prefix", "")
-	r := dialInProcess(t, strings.NewReader("stdin is not read\n"), srv.url, "-x", "a, b", "-x", "c", "-n", "2")
+	r := dialInProcess(t, strings.NewReader(""), srv.url, "-x", "a, b", "-x", "c", "-n", "2")
 	r.wantExit(t, exitOK)
 	if r.stdout != "a, b\nc\n" {
 		t.Errorf("stdout %q, want the two -x messages back", r.stdout)

@@ -74,8 +74,42 @@ type handshakeOptions struct {
 // never splits a value at commas: -H "Accept: a, b" is one header.
 type stringList []string
 
-func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
-func (l *stringList) String() string     { return strings.Join(*l, " ") }
+// serializedListPrefix starts a stringList's Serialize form, which cannot
+// come from a command line: arguments cannot contain NUL.
+const serializedListPrefix = "\x00stringList:"
+
+// Set appends a value, or restores a serialized list: urfave copies a flag's
+// value to its aliases through Serialize and Set.
+func (l *stringList) Set(s string) error {
+	if rest, ok := strings.CutPrefix(s, serializedListPrefix); ok {
+		*l = nil
+		for _, v := range strings.Split(rest, ",") {
+			if v == "" { // an empty list
+				continue
+			}
+			b, err := base64.RawStdEncoding.DecodeString(strings.TrimPrefix(v, "="))
+			if err != nil {
+				return err
+			}
+			*l = append(*l, string(b))
+		}
+		return nil
+	}
+	*l = append(*l, s)
+	return nil
+}
+
+func (l *stringList) String() string { return strings.Join(*l, " ") }
+
+// Serialize is for urfave's copy of the value to the flag's aliases: each
+// value in base64 after a "=", so that any bytes, and empty values, survive.
+func (l *stringList) Serialize() string {
+	enc := make([]string, len(*l))
+	for i, v := range *l {
+		enc[i] = "=" + base64.RawStdEncoding.EncodeToString([]byte(v))
+	}
+	return serializedListPrefix + strings.Join(enc, ",")
+}
 
 // readHandshakeOptions reads and checks the handshake flags. userinfo is the
 // user:password part of the URL, if any, which counts as --auth.

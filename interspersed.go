@@ -38,14 +38,17 @@ func allowFlagsAfterArgs(newCmd func() *cli.Command) *cli.Command {
 // flagsFirst returns args with the flags, each with its value, in front of
 // the other arguments, which follow a "--" so that none of them is read as a
 // flag. A flag that takes a value takes the next argument as Go's flag
-// package does ("--wait -1"); a "--" ends the flags. help reports a -h or
-// --help among the flags.
+// package does ("--wait -1"); a "--" ends the flags. Aliases become the
+// flag's name, since urfave refuses two forms of one flag ("-s a
+// --subprotocol b"). help reports a -h or --help among the flags.
 func flagsFirst(flags []cli.Flag, args []string) (out []string, help bool) {
 	takesValue := make(map[string]bool)
+	primary := make(map[string]string)
 	for _, f := range flags {
 		df, ok := f.(cli.DocGenerationFlag)
 		for _, name := range f.Names() {
 			takesValue[name] = ok && df.TakesValue()
+			primary[name] = f.Names()[0]
 		}
 	}
 	var flagArgs, positional []string
@@ -59,8 +62,14 @@ func flagsFirst(flags []cli.Flag, args []string) (out []string, help bool) {
 			positional = append(positional, a)
 			continue
 		}
+		name, value, hasValue := strings.Cut(strings.TrimPrefix(a[1:], "-"), "=")
+		if p, ok := primary[name]; ok && p != name {
+			a = "--" + p
+			if hasValue {
+				a += "=" + value
+			}
+		}
 		flagArgs = append(flagArgs, a)
-		name, _, hasValue := strings.Cut(strings.TrimPrefix(a[1:], "-"), "=")
 		switch {
 		case hasValue:
 		case name == "h" || name == "help":
