@@ -28,6 +28,7 @@ type dialClient struct {
 	quit       <-chan struct{} // closed when the user quits at the prompt; nil in piped mode
 	out        *printer        // received messages and, with --jsonl, every event
 	pingsToLog bool            // -P shows pings and pongs on stderr rather than through out
+	greeting   string          // logged after the first "Connected to" line
 
 	received  int        // messages received over every connection, for --count
 	carry     []outgoing // messages whose write failed, sent first after reconnecting
@@ -167,6 +168,9 @@ func (cl *dialClient) opened(ws *websocket.Conn, resp *http.Response, first bool
 	cl.note(slog.LevelInfo, evOpen, b.String(), "url", cl.cfg.url, "subprotocol", ws.Subprotocol())
 	if len(cl.cfg.handshake.subprotocols) > 0 && ws.Subprotocol() == "" {
 		cl.note(slog.LevelWarn, evWarn, "The server chose none of the subprotocols offered")
+	}
+	if first && cl.greeting != "" {
+		cl.note(slog.LevelInfo, evOpen, cl.greeting)
 	}
 	cl.show(event{kind: evOpen, url: cl.cfg.url, subprotocol: ws.Subprotocol(), header: resp.Header})
 }

@@ -1,17 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/gorilla/websocket"
@@ -70,9 +71,10 @@ func interactive(ctx context.Context, cfg dialConfig, o logOptions, stdin, stdou
 	defer hist.close()
 	t.History = hist
 
+	out := &ttyOut{t: t, w: stdout}
 	if isTerminal(o.stderr) {
 		// Log lines go through the terminal too, so they print above the prompt.
-		o.stderr = t
+		o.stderr = out
 		cl.log = o.logger()
 	}
 	var colors ttyColors
@@ -83,15 +85,50 @@ func interactive(ctx context.Context, cfg dialConfig, o logOptions, stdin, stdou
 	if cfg.jsonl {
 		f = jsonFormat
 	}
-	cl.out = newPrinter(t, f)
-	go readTerminal(t, queue, quit, stop)
-	cl.note(slog.LevelInfo, evOpen, "Type a message and press Enter to send it; /help lists the commands; Ctrl-D quits")
+	cl.out = newPrinter(out, f)
+	cl.greeting = "Type a message and press Enter to send it; /help lists the commands; Ctrl-D quits"
+	go readTerminal(t, out, queue, quit, stop)
 	err = cl.serve(ctx, ws, resp)
 	if perr := cl.out.close(); err == nil {
 		err = perr
 	}
-	fmt.Fprint(stdout, "\r\n") // leave the prompt's line
+	if !out.detach() {
+		fmt.Fprint(stdout, "\r\x1b[K") // erase the prompt drawn after the last line
+	}
 	return err
+}
+
+// ttyOut is where output goes at the prompt: through the terminal, so that
+// lines print above the line being typed, until the user quits; from then
+// on straight to the terminal, so that the prompt is not drawn again.
+type ttyOut struct {
+	t *term.Terminal
+	w io.Writer // the terminal's file
+
+	mu     sync.Mutex
+	direct bool
+}
+
+func (o *ttyOut) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.direct {
+		return o.t.Write(p)
+	}
+	// In raw mode a newline does not return the carriage.
+	if _, err := o.w.Write(bytes.ReplaceAll(p, []byte("\n"), []byte("\r\n"))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// detach stops writing through the terminal and reports whether it had
+// already stopped.
+func (o *ttyOut) detach() (was bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	was, o.direct = o.direct, true
+	return was
 }
 
 // followSize keeps the terminal's idea of its width current, so line
@@ -123,9 +160,10 @@ func followSize(t *term.Terminal, fd int) func() {
 }
 
 // readTerminal reads the lines typed at the prompt and sends what they ask
-// for on queue, until Ctrl-D, Ctrl-C, /quit or /close. Then it queues the
-// close, closes quit (so a reconnection in progress stops) and closes queue.
-func readTerminal(t *term.Terminal, queue chan<- outgoing, quit chan<- struct{}, stop <-chan struct{}) {
+// for on queue, until Ctrl-D, Ctrl-C, /quit or /close. Then it stops the
+// prompt, queues the close, closes quit (so a reconnection in progress
+// stops) and closes queue.
+func readTerminal(t *term.Terminal, out *ttyOut, queue chan<- outgoing, quit chan<- struct{}, stop <-chan struct{}) {
 	defer close(queue)
 	defer close(quit)
 	for {
@@ -134,15 +172,20 @@ func readTerminal(t *term.Terminal, queue chan<- outgoing, quit chan<- struct{},
 			err = nil // a pasted line is sent like a typed one
 		}
 		if err != nil { // io.EOF: Ctrl-D on an empty line, or Ctrl-C
+			out.detach()
+			fmt.Fprintln(out) // keep what was typed, as a shell does
 			send(queue, stop, outgoing{op: websocket.CloseMessage, code: websocket.CloseNormalClosure})
 			return
 		}
 		m, ok, reply := parseInput(line)
 		if reply != "" {
-			fmt.Fprintln(t, reply)
+			fmt.Fprintln(out, reply)
 		}
 		if !ok {
 			continue
+		}
+		if m.op == websocket.CloseMessage {
+			out.detach()
 		}
 		if send(queue, stop, m) != nil || m.op == websocket.CloseMessage {
 			return
