@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -83,9 +84,10 @@ func newDialConn(cl *dialClient, ws *websocket.Conn, resp *http.Response) *dialC
 func (c *dialConn) readPump() {
 	defer close(c.readDone)
 	failed := false
+	var buf bytes.Buffer // reused; each message is copied out at its exact size
 	for {
 		c.extendReadDeadline()
-		op, data, err := c.ws.ReadMessage()
+		op, data, err := c.readMessage(&buf)
 		if err != nil {
 			c.end = c.readEnding(err)
 			return
@@ -108,6 +110,26 @@ func (c *dialConn) readPump() {
 			close(c.countDone)
 		}
 	}
+}
+
+// readMessage reads the next message into a slice of its own, through buf.
+// Unlike gorilla's ReadMessage it allocates only the message's size, which
+// matters when many short messages arrive.
+func (c *dialConn) readMessage(buf *bytes.Buffer) (int, []byte, error) {
+	op, r, err := c.ws.NextReader()
+	if err != nil {
+		return op, nil, err
+	}
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		return op, nil, err
+	}
+	data := make([]byte, buf.Len())
+	copy(data, buf.Bytes())
+	if buf.Cap() > maxBatch {
+		*buf = bytes.Buffer{} // do not keep a large message's buffer
+	}
+	return op, data, nil
 }
 
 // extendReadDeadline gives the server two ping intervals to send something.
