@@ -318,14 +318,16 @@ func (c *dialConn) send(m outgoing) (e ending, done bool) {
 func (c *dialConn) close(code int, reason string) ending {
 	c.ourClose.Store(&ending{code: code, reason: reason, by: byClient})
 	c.w.control(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason))
-	if c.w.flush() == nil {
-		t := time.NewTimer(closeGrace)
-		select {
-		case <-c.readDone:
-		case <-t.C:
-		}
-		t.Stop()
+	if err := c.w.flush(); err != nil {
+		c.ourClose.Store(nil) // the close never left: the connection is lost
+		return c.lost(err)
 	}
+	t := time.NewTimer(closeGrace)
+	select {
+	case <-c.readDone:
+	case <-t.C:
+	}
+	t.Stop()
 	c.ws.Close()
 	<-c.readDone
 	return c.end

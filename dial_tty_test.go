@@ -159,7 +159,7 @@ func (p *ttyProc) expect(t *testing.T, want string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("terminal does not show %q after:\n%q", want, text[min(p.mark, len(text)):])
+			t.Fatalf("terminal does not show %q after:\n%q\nwhole output: %q", want, text[min(p.mark, len(text)):], p.out.String())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -222,8 +222,8 @@ func next[T any](t *testing.T, ch <-chan T, what string) T {
 
 // TestDialInteractive drives wsx dial through a pseudo-terminal: the
 // prompt, a message arriving while a line is half typed, slash commands,
-// /close 4000 bye; then, in a second run, the history kept across runs and
-// Ctrl-D.
+// /close 4000 bye; then, in more runs, the history kept across runs, Ctrl-D
+// and Ctrl-C.
 func TestDialInteractive(t *testing.T) {
 	url, peer := newTTYPeer(t)
 	env := []string{"XDG_STATE_HOME=" + t.TempDir(), "NO_COLOR=1"}
@@ -276,5 +276,25 @@ func TestDialInteractive(t *testing.T) {
 	}
 	if code := p.wait(t); code != exitOK {
 		t.Errorf("exit code %d after Ctrl-D, want 0; terminal:\n%q", code, p.out.String())
+	}
+
+	// Ctrl-C with a line half typed quits the same way, keeping the line.
+	p = startTTY(t, env, "dial", url)
+	next(t, peer.conns, "connection")
+	p.expect(t, "> ")
+	io.WriteString(p.pty, "never sent")
+	p.expect(t, "never sent")
+	io.WriteString(p.pty, "\x03")
+	if ce := next(t, peer.close, "close"); ce.Code != websocket.CloseNormalClosure {
+		t.Errorf("server got close %d after Ctrl-C, want 1000", ce.Code)
+	}
+	p.expect(t, "\r\nConnection closed (1000 - )") // the line stays
+	if code := p.wait(t); code != exitOK {
+		t.Errorf("exit code %d after Ctrl-C, want 0", code)
+	}
+	select {
+	case m := <-peer.msgs:
+		t.Errorf("the half-typed line %q was sent", m)
+	default:
 	}
 }
