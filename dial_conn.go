@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
@@ -42,6 +38,7 @@ type dialConn struct {
 
 	ourClose atomic.Pointer[ending] // the close wsx sent, once sent
 	lastRead atomic.Int64           // when the last message arrived, in Unix nanoseconds
+	lastSent time.Time              // when the write pump last sent messages
 }
 
 // newDialConn prepares the pumps of ws.
@@ -55,6 +52,7 @@ func newDialConn(cl *dialClient, ws *websocket.Conn, resp *http.Response) *dialC
 		fail:      make(chan ending, 1),
 		readDone:  make(chan struct{}),
 		countDone: make(chan struct{}),
+		lastSent:  time.Now(),
 	}
 	ws.SetPingHandler(func(data string) error {
 		c.showControl(evPing, data)
@@ -78,140 +76,22 @@ func newDialConn(cl *dialClient, ws *websocket.Conn, resp *http.Response) *dialC
 	return c
 }
 
-// readPump reads messages until the connection ends and hands them to the
-// printer, up to --count. A text message that is not valid UTF-8 fails the
-// connection with 1007, as RFC 6455 requires.
-func (c *dialConn) readPump() {
-	defer close(c.readDone)
-	failed := false
-	var buf bytes.Buffer // reused; each message is copied out at its exact size
-	for {
-		c.extendReadDeadline()
-		op, data, err := c.readMessage(&buf)
-		if err != nil {
-			c.end = c.readEnding(err)
-			return
-		}
-		now := time.Now()
-		c.lastRead.Store(now.UnixNano())
-		if failed || (c.cfg.count > 0 && c.cl.received >= c.cfg.count) {
-			continue
-		}
-		if op == websocket.TextMessage && !utf8.Valid(data) {
-			failed = true
-			msg := "The server sent a text message that is not valid UTF-8; closing (1007)"
-			c.cl.note(slog.LevelError, evError, msg)
-			c.cl.show(event{kind: evError, err: msg})
-			c.fail <- ending{code: websocket.CloseInvalidFramePayloadData, reason: "invalid UTF-8 in text message", by: byClient}
-			continue
-		}
-		c.cl.show(event{kind: evMessage, time: now, op: op, data: data})
-		if c.cl.received++; c.cl.received == c.cfg.count {
-			close(c.countDone)
-		}
-	}
-}
-
-// readMessage reads the next message into a slice of its own, through buf.
-// Unlike gorilla's ReadMessage it allocates only the message's size, which
-// matters when many short messages arrive.
-func (c *dialConn) readMessage(buf *bytes.Buffer) (int, []byte, error) {
-	op, r, err := c.ws.NextReader()
-	if err != nil {
-		return op, nil, err
-	}
-	buf.Reset()
-	if _, err := buf.ReadFrom(r); err != nil {
-		return op, nil, err
-	}
-	data := make([]byte, buf.Len())
-	copy(data, buf.Bytes())
-	if buf.Cap() > maxBatch {
-		*buf = bytes.Buffer{} // do not keep a large message's buffer
-	}
-	return op, data, nil
-}
-
-// extendReadDeadline gives the server two ping intervals to send something.
-func (c *dialConn) extendReadDeadline() {
-	if c.cfg.pingInterval > 0 {
-		c.ws.SetReadDeadline(time.Now().Add(2 * c.cfg.pingInterval))
-	}
-}
-
-// showControl shows a ping or pong that arrived, with -P or --jsonl.
-func (c *dialConn) showControl(kind, data string) {
-	if c.cfg.showPing || c.cfg.jsonl {
-		c.cl.show(event{kind: kind, op: websocket.PingMessage, data: []byte(data)})
-	}
-}
-
-// readEnding says how the connection ended from the error that ended the
-// read pump. Once wsx has sent a close, that close is the ending.
-func (c *dialConn) readEnding(err error) ending {
-	if our := c.ourClose.Load(); our != nil {
-		return *our
-	}
-	var ce *websocket.CloseError
-	var ne net.Error
-	switch {
-	case errors.As(err, &ce) && ce.Code == websocket.CloseAbnormalClosure:
-		return ending{code: websocket.CloseAbnormalClosure, reason: "connection lost: " + ce.Text, by: byNone}
-	case errors.As(err, &ce):
-		return ending{code: ce.Code, reason: ce.Text, by: byServer}
-	case errors.As(err, &ne) && ne.Timeout():
-		return ending{code: websocket.CloseAbnormalClosure, reason: fmt.Sprintf("connection lost: nothing arrived for %s (--%s)", 2*c.cfg.pingInterval, flagPingInterval), by: byNone}
-	case errors.As(err, &ne):
-		return ending{code: websocket.CloseAbnormalClosure, reason: "connection lost: " + err.Error(), by: byNone}
-	}
-	// gorilla has failed the connection with 1002 for the server's protocol error.
-	return ending{code: websocket.CloseProtocolError, reason: err.Error(), by: byClient}
-}
-
 // run is the write pump. It sends the queued messages, answers pings,
 // pings with --ping-interval, applies --wait, --count and --timeout, closes
 // the connection and returns how it ended.
 func (c *dialConn) run(ctx context.Context) ending {
 	go c.readPump()
-	cl := c.cl
-	var ping, timeout <-chan time.Time
-	if c.cfg.pingInterval > 0 {
-		t := time.NewTicker(c.cfg.pingInterval)
-		defer t.Stop()
-		ping = t.C
-	}
-	if !cl.deadline.IsZero() {
-		t := time.NewTimer(time.Until(cl.deadline))
-		defer t.Stop()
-		timeout = t.C
-	}
-	wait := time.NewTimer(time.Hour)
-	wait.Stop()
-	defer wait.Stop()
-	waiting := false
-	lastSent := time.Now()
-
-	// Messages whose write failed on the previous connection go first.
-	for _, m := range cl.carry {
-		c.w.message(m.op, m.data)
-	}
-	if err := c.w.flush(); err != nil {
+	k := newClocks(c.cfg, c.cl.deadline)
+	defer k.stop()
+	if err := c.sendCarried(); err != nil {
 		return c.lost(err)
 	}
-	cl.carry = nil
-
 	for {
-		queue := cl.queue
-		if cl.inputDone {
+		queue := c.cl.queue
+		if c.cl.inputDone {
 			queue = nil
-			if !waiting {
-				waiting = true
-				switch {
-				case c.cfg.wait == 0:
-					return c.close(websocket.CloseNormalClosure, "")
-				case c.cfg.wait > 0:
-					wait.Reset(c.cfg.wait)
-				}
+			if e, done := c.inputEnded(k); done {
+				return e
 			}
 		}
 		select {
@@ -219,8 +99,8 @@ func (c *dialConn) run(ctx context.Context) ending {
 			return c.finish()
 		case <-ctx.Done():
 			return c.close(websocket.CloseNormalClosure, "")
-		case <-timeout:
-			cl.note(slog.LevelError, evError, fmt.Sprintf("Timeout: --%s %s passed", flagTimeout, c.cfg.timeout))
+		case <-k.timeoutC():
+			c.cl.note(slog.LevelError, evError, fmt.Sprintf("Timeout: --%s %s passed", flagTimeout, c.cfg.timeout))
 			e := c.close(websocket.CloseGoingAway, "timeout")
 			e.timeout = true
 			return e
@@ -229,33 +109,111 @@ func (c *dialConn) run(ctx context.Context) ending {
 		case e := <-c.fail:
 			return c.close(e.code, e.reason)
 		case m := <-c.control:
-			c.w.control(m.op, m.data)
-			if err := c.w.flush(); err != nil {
+			if err := c.sendControl(m.op, m.data); err != nil {
 				return c.lost(err)
 			}
-		case <-ping:
-			c.w.control(websocket.PingMessage, nil)
-			if err := c.w.flush(); err != nil {
+		case <-k.pingC():
+			if err := c.sendControl(websocket.PingMessage, nil); err != nil {
 				return c.lost(err)
 			}
 		case m, ok := <-queue:
 			if !ok {
-				cl.inputDone = true
-				continue
-			}
-			if e, done := c.send(m); done {
+				c.cl.inputDone = true
+			} else if e, done := c.send(m); done {
 				return e
 			}
-			lastSent = time.Now()
-		case <-wait.C:
-			last := max(lastSent.UnixNano(), c.lastRead.Load())
-			if idle := time.Since(time.Unix(0, last)); idle < c.cfg.wait {
-				wait.Reset(c.cfg.wait - idle)
-				continue
+		case <-k.wait.C:
+			if idle := c.idle(); idle < c.cfg.wait {
+				k.wait.Reset(c.cfg.wait - idle)
+			} else {
+				return c.close(websocket.CloseNormalClosure, "")
 			}
-			return c.close(websocket.CloseNormalClosure, "")
 		}
 	}
+}
+
+// clocks are the write pump's timers; each runs only when its flag asks.
+type clocks struct {
+	ping    *time.Ticker // --ping-interval; nil without
+	timeout *time.Timer  // fires at the --timeout deadline; nil without
+	wait    *time.Timer  // --wait, once the input has ended
+	waiting bool         // the input has ended: --wait has started
+}
+
+func newClocks(cfg *dialConfig, deadline time.Time) *clocks {
+	k := &clocks{wait: time.NewTimer(time.Hour)}
+	k.wait.Stop()
+	if cfg.pingInterval > 0 {
+		k.ping = time.NewTicker(cfg.pingInterval)
+	}
+	if !deadline.IsZero() {
+		k.timeout = time.NewTimer(time.Until(deadline))
+	}
+	return k
+}
+
+func (k *clocks) pingC() <-chan time.Time {
+	if k.ping == nil {
+		return nil
+	}
+	return k.ping.C
+}
+
+func (k *clocks) timeoutC() <-chan time.Time {
+	if k.timeout == nil {
+		return nil
+	}
+	return k.timeout.C
+}
+
+func (k *clocks) stop() {
+	k.wait.Stop()
+	if k.ping != nil {
+		k.ping.Stop()
+	}
+	if k.timeout != nil {
+		k.timeout.Stop()
+	}
+}
+
+// inputEnded starts --wait the first time it is called after the input
+// ended. With --wait 0 it closes the connection at once and reports done.
+func (c *dialConn) inputEnded(k *clocks) (e ending, done bool) {
+	if k.waiting {
+		return e, false
+	}
+	k.waiting = true
+	switch {
+	case c.cfg.wait == 0:
+		return c.close(websocket.CloseNormalClosure, ""), true
+	case c.cfg.wait > 0:
+		k.wait.Reset(c.cfg.wait)
+	}
+	return e, false
+}
+
+// idle is how long ago a message was last sent or received.
+func (c *dialConn) idle() time.Duration {
+	return time.Since(time.Unix(0, max(c.lastSent.UnixNano(), c.lastRead.Load())))
+}
+
+// sendCarried sends first the messages whose write failed on the previous
+// connection.
+func (c *dialConn) sendCarried() error {
+	for _, m := range c.cl.carry {
+		c.w.message(m.op, m.data)
+	}
+	if err := c.w.flush(); err != nil {
+		return err
+	}
+	c.cl.carry = nil
+	return nil
+}
+
+// sendControl writes a ping, pong or close frame at once.
+func (c *dialConn) sendControl(op int, data []byte) error {
+	c.w.control(op, data)
+	return c.w.flush()
 }
 
 // send writes m, and whatever else is already queued up to maxBatch bytes,
@@ -309,6 +267,7 @@ func (c *dialConn) send(m outgoing) (e ending, done bool) {
 	if err := flush(); err != nil {
 		return c.lost(err), true
 	}
+	c.lastSent = time.Now()
 	return ending{}, false
 }
 

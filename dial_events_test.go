@@ -41,8 +41,9 @@ func TestDialJSONL(t *testing.T) {
 		pinged := make(chan struct{})
 		var once atomicOnce
 		c.SetPingHandler(func(data string) error {
-			once.do(func() { close(pinged) })
-			return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+			err := c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+			once.do(func() { close(pinged) }) // after the pong, so it precedes the close
+			return err
 		})
 		msgs := readInBackground(c)
 		c.WriteMessage(websocket.TextMessage, []byte("hello\nworld"))
@@ -118,8 +119,9 @@ func TestDialShowPing(t *testing.T) {
 		c := accept(t, w, r)
 		pings := make(chan struct{}, 10)
 		c.SetPingHandler(func(data string) error {
+			err := c.WriteControl(websocket.PongMessage, []byte("pong-"+data), time.Now().Add(time.Second))
 			pings <- struct{}{}
-			return c.WriteControl(websocket.PongMessage, []byte("pong-"+data), time.Now().Add(time.Second))
+			return err
 		})
 		msgs := readInBackground(c)
 		c.WriteControl(websocket.PingMessage, []byte("hb"), time.Now().Add(time.Second))

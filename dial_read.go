@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+)
+
+// The read pump of a dial connection: the only reader of the socket.
+
+// readPump reads messages until the connection ends and hands them to the
+// printer, up to --count. A text message that is not valid UTF-8 fails the
+// connection with 1007, as RFC 6455 requires.
+func (c *dialConn) readPump() {
+	defer close(c.readDone)
+	failed := false
+	var buf bytes.Buffer // reused; each message is copied out at its exact size
+	for {
+		c.extendReadDeadline()
+		op, data, err := c.readMessage(&buf)
+		if err != nil {
+			c.end = c.readEnding(err)
+			return
+		}
+		now := time.Now()
+		c.lastRead.Store(now.UnixNano())
+		if failed || (c.cfg.count > 0 && c.cl.received >= c.cfg.count) {
+			continue
+		}
+		if op == websocket.TextMessage && !utf8.Valid(data) {
+			failed = true
+			msg := "The server sent a text message that is not valid UTF-8; closing (1007)"
+			c.cl.note(slog.LevelError, evError, msg)
+			c.cl.show(event{kind: evError, err: msg})
+			c.fail <- ending{code: websocket.CloseInvalidFramePayloadData, reason: "invalid UTF-8 in text message", by: byClient}
+			continue
+		}
+		c.cl.show(event{kind: evMessage, time: now, op: op, data: data})
+		if c.cl.received++; c.cl.received == c.cfg.count {
+			close(c.countDone)
+		}
+	}
+}
+
+// readMessage reads the next message into a slice of its own, through buf.
+// Unlike gorilla's ReadMessage it allocates only the message's size, which
+// matters when many short messages arrive.
+func (c *dialConn) readMessage(buf *bytes.Buffer) (int, []byte, error) {
+	op, r, err := c.ws.NextReader()
+	if err != nil {
+		return op, nil, err
+	}
+	buf.Reset()
+	if _, err := buf.ReadFrom(r); err != nil {
+		return op, nil, err
+	}
+	data := make([]byte, buf.Len())
+	copy(data, buf.Bytes())
+	if buf.Cap() > maxBatch {
+		*buf = bytes.Buffer{} // do not keep a large message's buffer
+	}
+	return op, data, nil
+}
+
+// extendReadDeadline gives the server two ping intervals to send something.
+func (c *dialConn) extendReadDeadline() {
+	if c.cfg.pingInterval > 0 {
+		c.ws.SetReadDeadline(time.Now().Add(2 * c.cfg.pingInterval))
+	}
+}
+
+// showControl shows a ping or pong that arrived, with -P or --jsonl.
+func (c *dialConn) showControl(kind, data string) {
+	if c.cfg.showPing || c.cfg.jsonl {
+		c.cl.show(event{kind: kind, op: websocket.PingMessage, data: []byte(data)})
+	}
+}
+
+// readEnding says how the connection ended from the error that ended the
+// read pump. Once wsx has sent a close, that close is the ending.
+func (c *dialConn) readEnding(err error) ending {
+	if our := c.ourClose.Load(); our != nil {
+		return *our
+	}
+	var ce *websocket.CloseError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce) && ce.Code == websocket.CloseAbnormalClosure:
+		return ending{code: websocket.CloseAbnormalClosure, reason: "connection lost: " + ce.Text, by: byNone}
+	case errors.As(err, &ce):
+		return ending{code: ce.Code, reason: ce.Text, by: byServer}
+	case errors.As(err, &ne) && ne.Timeout():
+		return ending{code: websocket.CloseAbnormalClosure, reason: fmt.Sprintf("connection lost: nothing arrived for %s (--%s)", 2*c.cfg.pingInterval, flagPingInterval), by: byNone}
+	case errors.As(err, &ne):
+		return ending{code: websocket.CloseAbnormalClosure, reason: "connection lost: " + err.Error(), by: byNone}
+	}
+	// gorilla has failed the connection with 1002 for the server's protocol error.
+	return ending{code: websocket.CloseProtocolError, reason: err.Error(), by: byClient}
+}
