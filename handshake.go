@@ -52,7 +52,9 @@ func handshakeFlags() []cli.Flag {
 	}
 }
 
-// handshakeOptions is how a client opens a connection.
+// handshakeOptions is how a client opens a connection. A command reads them
+// with readHandshakeOptions and connects with
+// o.dialer(nil).DialContext(ctx, url, o.header).
 type handshakeOptions struct {
 	header         http.Header   // extra request headers, including Authorization and Origin
 	subprotocols   []string      // offered, in order of preference
