@@ -12,8 +12,7 @@ import (
 )
 
 // client is one chat connection: its identity, room and permissions. Its
-// session methods run on the connection's read goroutine; dirty belongs to
-// its shard's goroutine.
+// session methods run on the connection's read goroutine.
 type client struct {
 	hub  *hub
 	cfg  *serveConfig
@@ -25,7 +24,6 @@ type client struct {
 
 	shard   *shard
 	joinOrd uint64 // the room's order when the client joined
-	dirty   bool   // queued on by the shard in the current batch
 
 	limiter *rate.Limiter // nil without --rate
 	dropped int           // messages dropped in a row by the limiter
@@ -101,6 +99,19 @@ func (c *client) message(conn *wsConn, op int, data []byte) {
 	}
 	c.hub.publish(&chatMessage{kind: kindMessage, room: c.room, from: c.name, fromConn: conn.id, sender: c,
 		time: time.Now(), op: op, data: bytes.Clone(data)})
+}
+
+// frameIndex says which of a message's frames c receives: raw or JSON,
+// plain or compressed.
+func (c *client) frameIndex() int {
+	i := 0
+	if c.json {
+		i = 2
+	}
+	if c.conn.deflate {
+		i++
+	}
+	return i
 }
 
 // sendError sends a JSON client an error event.

@@ -142,6 +142,40 @@ func (c *wsConn) enqueue(frame []byte) bool {
 	return true
 }
 
+// writeShared writes b, frames shared with other connections, with one
+// non-blocking write when nothing is queued before it; otherwise, or for
+// what the socket does not take, it queues a copy. It never blocks and
+// never keeps b.
+func (c *wsConn) writeShared(b []byte) {
+	c.mu.Lock()
+	if c.closeSent || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.writing || len(c.pending) > 0 || c.fd == nil {
+		c.mu.Unlock()
+		if c.enqueue(b) {
+			c.flushAsync()
+		}
+		return
+	}
+	c.writing = true
+	c.mu.Unlock()
+	if n := c.writeNonBlocking(b); n < len(b) {
+		go c.writeLoop(append([]byte(nil), b[max(n, 0):]...))
+		return
+	}
+	c.mu.Lock()
+	c.writing = false
+	closeNow := c.closing && !c.closed && len(c.pending) == 0
+	c.mu.Unlock()
+	if closeNow {
+		c.abort()
+		return
+	}
+	c.flushAsync() // whatever was queued meanwhile, such as a pong
+}
+
 // push appends an encoded frame that enqueue's bound neither counts nor
 // drops, without writing it: for what the client asked for as a whole,
 // such as the room's history when it joins.

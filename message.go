@@ -30,7 +30,7 @@ type chatMessage struct {
 	op       int       // websocket.TextMessage or BinaryMessage
 	data     []byte
 
-	frames [4]lazyFrame // indexed by frameIndex
+	frames [4]lazyFrame // indexed by client.frameIndex
 }
 
 // lazyFrame is a frame encoded on first use.
@@ -42,14 +42,7 @@ type lazyFrame struct {
 // frameFor returns the frame that carries m to c, or nil if c gets
 // nothing for it (a raw client and a join without --notices).
 func (m *chatMessage) frameFor(c *client) []byte {
-	i := 0
-	if c.json {
-		i = 2
-	}
-	if c.conn.deflate {
-		i++
-	}
-	f := &m.frames[i]
+	f := &m.frames[c.frameIndex()]
 	f.once.Do(func() { f.b = m.encode(c.json, c.conn.deflate, c.hub.cfg.notices) })
 	return f.b
 }

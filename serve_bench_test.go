@@ -28,7 +28,7 @@ func BenchmarkServeBroadcast(b *testing.B) {
 			}
 			payload := bytes.Repeat([]byte("m"), 64)
 			frame := maskedFrame(websocket.BinaryMessage, payload)
-			const window = 256
+			const window = 2048
 			progress := make([]chan int, subs)
 			b.ReportAllocs()
 			b.ResetTimer()
