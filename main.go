@@ -36,7 +36,7 @@ const (
 
 const exitCodesHelp = `EXIT CODES:
    0  success: a server stopped on SIGINT/SIGTERM, or a client ended normally
-   1  runtime failure: could not listen, could not connect
+   1  runtime failure: could not listen, could not connect, or dial could not send stdin (a line that is not UTF-8)
    2  usage error: a bad flag or argument (the message names it)
    3  abnormal end of a connection (dial): close code other than 1000/1001, lost connection, timeout
 `
