@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"golang.org/x/sys/unix"
 )
 
 const (
@@ -142,40 +141,6 @@ func (c *wsConn) enqueue(frame []byte) bool {
 	return true
 }
 
-// writeShared writes b, frames shared with other connections, with one
-// non-blocking write when nothing is queued before it; otherwise, or for
-// what the socket does not take, it queues a copy. It never blocks and
-// never keeps b.
-func (c *wsConn) writeShared(b []byte) {
-	c.mu.Lock()
-	if c.closeSent || c.closed {
-		c.mu.Unlock()
-		return
-	}
-	if c.writing || len(c.pending) > 0 || c.fd == nil {
-		c.mu.Unlock()
-		if c.enqueue(b) {
-			c.flushAsync()
-		}
-		return
-	}
-	c.writing = true
-	c.mu.Unlock()
-	if n := c.writeNonBlocking(b); n < len(b) {
-		go c.writeLoop(append([]byte(nil), b[max(n, 0):]...))
-		return
-	}
-	c.mu.Lock()
-	c.writing = false
-	closeNow := c.closing && !c.closed && len(c.pending) == 0
-	c.mu.Unlock()
-	if closeNow {
-		c.abort()
-		return
-	}
-	c.flushAsync() // whatever was queued meanwhile, such as a pong
-}
-
 // push appends an encoded frame that enqueue's bound neither counts nor
 // drops, without writing it: for what the client asked for as a whole,
 // such as the room's history when it joins.
@@ -259,117 +224,6 @@ func (c *wsConn) onClose(code int, _ string) error {
 	c.mu.Unlock()
 	c.flushNow()
 	return nil
-}
-
-// startWrite makes the caller the writer and hands it the pending bytes, or
-// reports false if there is nothing to write or another goroutine writes.
-func (c *wsConn) startWrite() ([]byte, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.writing || len(c.pending) == 0 || c.closed {
-		return nil, false
-	}
-	c.writing = true
-	b := c.pending
-	c.pending, c.spare, c.exempt = c.spare[:0], nil, 0
-	return b, true
-}
-
-// nextWrite is called by the writer once b is written: it returns the next
-// batch, or gives up the write side and reports false.
-func (c *wsConn) nextWrite(b []byte) ([]byte, bool) {
-	c.mu.Lock()
-	if cap(b) <= keepBuffer {
-		c.spare = b[:0]
-	}
-	if len(c.pending) > 0 && !c.closed {
-		b := c.pending
-		c.pending, c.spare, c.exempt = c.spare[:0], nil, 0
-		c.mu.Unlock()
-		return b, true
-	}
-	c.writing = false
-	closeNow := c.closing && !c.closed
-	c.mu.Unlock()
-	if closeNow {
-		c.abort()
-	}
-	return nil, false
-}
-
-// flushNow writes the pending bytes from the calling goroutine unless
-// another goroutine is already writing them.
-func (c *wsConn) flushNow() {
-	if b, ok := c.startWrite(); ok {
-		c.writeLoop(b)
-	}
-}
-
-// flushAsync starts writing the pending bytes without ever blocking: a plain
-// TCP socket gets one non-blocking write, and whatever the socket does not
-// take at once is left to a goroutine of its own.
-func (c *wsConn) flushAsync() {
-	b, ok := c.startWrite()
-	if !ok {
-		return
-	}
-	for c.fd != nil {
-		n := c.writeNonBlocking(b)
-		if n < len(b) {
-			b = b[max(n, 0):]
-			break
-		}
-		if b, ok = c.nextWrite(b); !ok {
-			return
-		}
-	}
-	go c.writeLoop(b)
-}
-
-// writeNonBlocking writes b with one write(2) on the non-blocking socket
-// and returns how much was taken, or -1 on an error. Only the writer calls
-// it.
-func (c *wsConn) writeNonBlocking(b []byte) int {
-	c.nb.buf, c.nb.n = b, -1
-	if err := c.fd.Write(c.nb.write); err != nil {
-		c.nb.n = -1
-	}
-	c.nb.buf = nil
-	return c.nb.n
-}
-
-// nonBlockingWrite is the state of writeNonBlocking's callback, kept in
-// the connection with the callback bound once, so a write allocates
-// nothing.
-type nonBlockingWrite struct {
-	buf   []byte
-	n     int
-	write func(fd uintptr) bool // bound to do once per connection
-}
-
-func (w *nonBlockingWrite) do(fd uintptr) bool {
-	w.n, _ = unix.Write(int(fd), w.buf)
-	return true // never wait for the socket: the caller falls back instead
-}
-
-// writeLoop is the blocking writer: it writes b, then whatever was queued
-// meanwhile, until the queue is empty. The caller must own the write side.
-func (c *wsConn) writeLoop(b []byte) {
-	for {
-		c.raw.SetWriteDeadline(time.Now().Add(writeWait))
-		if _, err := c.raw.Write(b); err != nil {
-			c.log.Debug("Write to connection "+c.idText()+" failed: "+err.Error(), "event", evError)
-			c.mu.Lock()
-			c.writing = false
-			c.mu.Unlock()
-			c.abort()
-			return
-		}
-		var ok bool
-		if b, ok = c.nextWrite(b); !ok {
-			return
-		}
-	}
 }
 
 // abort closes the socket at once. It is safe to call more than once and

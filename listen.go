@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// The server's life: listening and the start line, keepalive pings, and
+// the graceful shutdown that closes every connection with 1001.
+
+// keepalive pings every connection each interval and drops those from which
+// nothing arrived for two intervals. It returns when ctx is done.
+func (s *wsServer) keepalive(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	ping := encodeFrame(websocket.PingMessage, nil, false)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := s.tick.Add(1)
+		for _, c := range s.snapshot() {
+			if now-c.lastSeen.Load() >= 2 {
+				c.log.Warn(fmt.Sprintf("Connection %d did not answer pings for %s; dropping it", c.id, 2*interval), "event", evWarn)
+				c.closeWith(websocket.CloseGoingAway, "ping timeout", 0)
+				continue
+			}
+			if c.enqueue(ping) {
+				c.flushAsync()
+			}
+		}
+	}
+}
+
+// snapshot returns the live connections.
+func (s *wsServer) snapshot() []*wsConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	conns := make([]*wsConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	return conns
+}
+
+// shutdown sends close 1001 to every connection and waits up to timeout for
+// the close handshakes, then closes what is left.
+func (s *wsServer) shutdown(timeout time.Duration) {
+	s.stopping.Store(true)
+	conns := s.snapshot()
+	if len(conns) > 0 {
+		s.log.Info(fmt.Sprintf("Shutting down: closing %d connections (1001)", len(conns)), "event", evStop, "connections", len(conns))
+	}
+	for _, c := range conns {
+		c.closeWith(websocket.CloseGoingAway, "server shutting down", timeout)
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		left := s.snapshot()
+		s.log.Warn(fmt.Sprintf("%d connections did not finish the close handshake within %s; closing them", len(left), timeout), "event", evWarn)
+		for _, c := range left {
+			c.abort()
+		}
+		<-done
+	}
+}
+
+// runServer listens on cfg.addr, prints the start line on stdout, serves
+// handler until ctx is done, then shuts down gracefully.
+func runServer(ctx context.Context, cfg serverConfig, s *wsServer, handler http.Handler, stdout io.Writer) error {
+	tlsConfig, fingerprint, err := cfg.tls.load()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+	}
+	scheme := "ws"
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+		scheme = "wss"
+	}
+	url := fmt.Sprintf("%s://%s/", scheme, displayAddr(ln.Addr()))
+	if fingerprint != "" {
+		s.log.Info("Self-signed TLS certificate, SHA-256 fingerprint "+fingerprint, "event", evStart, "fingerprint", fingerprint)
+	}
+	s.log.Debug("Listening on "+url, "event", evStart, "url", url)
+	fmt.Fprintf(stdout, "Server is running on %s\n", url)
+
+	if s.pollIdle {
+		s.startPoller()
+		defer s.stopPoller()
+	}
+
+	httpServer := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpServer.Serve(ln) }()
+	keepaliveCtx, stopKeepalive := context.WithCancel(ctx)
+	defer stopKeepalive()
+	if cfg.pingInterval > 0 {
+		go s.keepalive(keepaliveCtx, cfg.pingInterval)
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	go httpServer.Shutdown(shutdownCtx) // stops accepting; hijacked connections are ours
+	s.shutdown(cfg.shutdownTimeout)
+	s.log.Info("Server stopped", "event", evStop)
+	return nil
+}
+
+// startPoller starts the poller for idle connections; without epoll every
+// connection keeps a reader goroutine.
+func (s *wsServer) startPoller() {
+	p, err := newPoller(s.wake)
+	if err != nil {
+		s.log.Warn("No epoll: every connection keeps a reader goroutine: "+err.Error(), "event", evWarn)
+		return
+	}
+	s.poller = p
+	go p.run()
+}
+
+// stopPoller stops the poller once every connection has ended.
+func (s *wsServer) stopPoller() {
+	if s.poller != nil {
+		s.poller.stop()
+	}
+}
+
+// displayAddr is the address as clients reach it: a wildcard listen address
+// is shown as localhost.
+func displayAddr(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	host := tcp.IP.String()
+	if tcp.IP == nil || tcp.IP.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(tcp.Port))
+}
+
+// wsURLOf is the ws:// or wss:// URL of the request, for messages.
+func wsURLOf(r *http.Request) string {
+	scheme := "ws"
+	if r.TLS != nil {
+		scheme = "wss"
+	}
+	return scheme + "://" + r.Host + r.URL.RequestURI()
+}

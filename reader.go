@@ -1,0 +1,127 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+)
+
+// The read side of accepted connections. An idle connection of a polled
+// server has no goroutine: the poller wakes a readBurst when input arrives,
+// and it parks the connection again once the input is consumed.
+
+// serveConn opens a connection's session, then reads what it sends.
+func (s *wsServer) serveConn(c *wsConn) {
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	// c.reading is set from the start, so nothing else reads before this.
+	c.polled = s.poller != nil && s.poller.add(c) == nil
+	c.sess.open(c)
+	c.flushNow() // the handshake response and whatever open queued
+	if c.polled && s.park(c) {
+		return
+	}
+	s.readBurst(c)
+}
+
+// wake starts a reader for c unless one runs. The poller calls it when c's
+// socket is readable, and abort when c's socket was closed under it.
+func (s *wsServer) wake(c *wsConn) {
+	if c.reading.CompareAndSwap(false, true) {
+		go s.readBurst(c)
+	}
+}
+
+// park gives up reading c and hands it to the poller, and reports true; or,
+// if its socket is closed, takes reading back and reports false, so the
+// caller reads on to learn how it ended — unless a reader woken by abort
+// already does, which also reports true.
+func (s *wsServer) park(c *wsConn) bool {
+	c.reading.Store(false)
+	if s.poller.arm(c) == nil {
+		return true
+	}
+	return !c.reading.CompareAndSwap(false, true)
+}
+
+// readBurst reads and handles messages while input is waiting, then parks
+// the connection in the poller and returns, leaving no goroutine behind.
+// Unpolled connections (TLS, or no epoll) are read until they end. At most
+// one readBurst runs per connection: its caller set c.reading.
+func (s *wsServer) readBurst(c *wsConn) {
+	// Input is waiting (or the socket ended): bring it into the buffer.
+	_, peekErr := c.out.in.Peek(1)
+	for {
+		for c.out.buffered() && c.out.takeControl() {
+		}
+		if c.polled && peekErr == nil && !c.out.buffered() && !c.out.poll() && s.park(c) {
+			return
+		}
+		peekErr = nil
+		op, data, err := c.readMessage()
+		if err != nil {
+			code, reason := s.readError(c, err)
+			s.endConn(c, code, reason)
+			return
+		}
+		if op == websocket.TextMessage && !utf8.Valid(data) {
+			c.log.Error(fmt.Sprintf("An error has occurred: connection %d sent a text message that is not valid UTF-8; closing it (1007)", c.id), "event", evError)
+			c.closeWith(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message", closeGrace)
+			s.endConn(c, websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message")
+			return
+		}
+		c.sess.message(c, op, data)
+	}
+}
+
+// endConn ends a connection whose read side is over: it closes the socket
+// once the queued frames are written, ends the session and logs the close.
+func (s *wsServer) endConn(c *wsConn, code int, reason string) {
+	defer s.wg.Done()
+	defer s.active.Add(-1)
+	c.finish()
+	c.sess.close(c, code, reason)
+	<-c.socketClosed
+	if s.poller != nil {
+		s.poller.remove(c)
+	}
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	c.log.Info(fmt.Sprintf("Connection %d has disconnected (%d %s)", c.id, code, reason),
+		"event", evClose, "code", code, "reason", reason)
+}
+
+// readError turns the error that ended a read loop into the close code and
+// reason to report, logging what was not a normal close.
+func (s *wsServer) readError(c *wsConn, err error) (int, string) {
+	var ce *websocket.CloseError
+	switch {
+	case errors.As(err, &ce):
+		if ce.Code == websocket.CloseAbnormalClosure {
+			if code := c.ourCloseCode(); code != 0 {
+				return code, "closed by the server"
+			}
+			return ce.Code, "connection lost"
+		}
+		return ce.Code, ce.Text
+	case errors.Is(err, websocket.ErrReadLimit):
+		c.log.Error(fmt.Sprintf("An error has occurred: connection %d sent a message over --max-message-size (%d bytes); closing it (1009)", c.id, s.cfg.maxMessageSize), "event", evError)
+		return websocket.CloseMessageTooBig, "message too big"
+	}
+	if code := c.ourCloseCode(); code != 0 {
+		return code, "closed by the server"
+	}
+	var ne net.Error
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.As(err, &ne) {
+		return websocket.CloseAbnormalClosure, "connection lost"
+	}
+	// gorilla has already sent 1002 for a protocol error.
+	c.log.Error(fmt.Sprintf("An error has occurred: connection %d: %v", c.id, err), "event", evError)
+	return websocket.CloseProtocolError, err.Error()
+}
