@@ -119,20 +119,7 @@ func TestDialCouldNotConnect(t *testing.T) {
 // TestDialConnectTimeout gives up on a server that accepts TCP but never
 // answers the upgrade.
 func TestDialConnectTimeout(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // hold it open, silent
-		}
-	}()
+	ln := silentServer(t)
 	r := dialInProcess(t, strings.NewReader(""), ln.Addr().String(), "--connect-timeout", "200ms")
 	r.wantExit(t, exitFailure)
 	if !strings.Contains(r.stderr, "Could not connect: ") || !strings.Contains(r.stderr, "hint: no answer within --connect-timeout 200ms") {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -308,4 +309,31 @@ func TestHelpAndVersion(t *testing.T) {
 	if code := run(context.Background(), []string{"wsx", "--version"}, strings.NewReader(""), &stdout, io.Discard); code != exitOK || !strings.Contains(stdout.String(), "wsx version") {
 		t.Errorf("wsx --version: exit %d, output %q", code, stdout.String())
 	}
+}
+
+// silentServer listens on loopback, accepts connections and holds them
+// open without ever answering, until the test ends.
+func silentServer(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	return ln
 }
