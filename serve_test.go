@@ -594,3 +594,15 @@ func TestServeHistoryLargerThanSendQueue(t *testing.T) {
 		t.Fatalf("after the history got %q, want the live message", got)
 	}
 }
+
+func TestServeOversizeReachesNobody(t *testing.T) {
+	srv := newTestServer(t, "serve", "--max-message-size", "4KiB")
+	cs := rawClients(t, srv.url, 2)
+	cs[0].WriteMessage(websocket.BinaryMessage, make([]byte, 4097))
+	expectClose(t, cs[0], websocket.CloseMessageTooBig)
+	other := dialTest(t, srv.url, nil)
+	other.WriteMessage(websocket.BinaryMessage, make([]byte, 4096))
+	if _, got := readMsg(t, cs[1]); len(got) != 4096 {
+		t.Errorf("got %d bytes, want only the message at the limit", len(got))
+	}
+}
