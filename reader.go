@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
@@ -93,7 +95,7 @@ func (s *wsServer) endConn(c *wsConn, code int, reason string) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
-	c.log.Info(fmt.Sprintf("Connection %d has disconnected (%d %s)", c.id, code, reason),
+	c.log.Info(fmt.Sprintf("Connection %d has disconnected (%s)", c.id, strings.TrimSpace(strconv.Itoa(code)+" "+reason)),
 		"event", evClose, "code", code, "reason", reason)
 }
 
