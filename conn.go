@@ -84,15 +84,16 @@ type wsConn struct {
 	msg          []byte        // reused buffer for incoming messages
 	socketClosed chan struct{} // closed when the socket is closed
 
-	mu        sync.Mutex
-	pending   []byte // whole frames waiting to be written
-	exempt    int    // bytes at the head of pending that enqueue neither counts nor drops
-	spare     []byte // the other buffer, swapped with pending by the writer
-	writing   bool   // a goroutine owns the socket's write side
-	closeSent bool   // a close frame is queued: no more frames
-	closing   bool   // close the socket once pending is written
-	closed    bool   // the socket is closed
-	closeCode int    // our close code, if we closed
+	mu         sync.Mutex
+	pending    []byte // whole frames waiting to be written
+	exempt     int    // bytes at the head of pending that enqueue neither counts nor drops
+	spare      []byte // the other buffer, swapped with pending by the writer
+	writing    bool   // a goroutine owns the socket's write side
+	closeSent  bool   // a close frame is queued: no more frames
+	closing    bool   // close the socket once pending is written
+	closed     bool   // the socket is closed
+	closeCode  int    // our close code, if we closed
+	peerClosed bool   // the peer's close frame arrived
 }
 
 // send queues one data message made of prefix+payload and writes it from the
@@ -211,6 +212,7 @@ func (c *wsConn) onPong(string) error {
 // already sent ours; the read loop then ends with a CloseError.
 func (c *wsConn) onClose(code int, _ string) error {
 	c.mu.Lock()
+	c.peerClosed = true
 	if c.closeSent || c.closed {
 		c.mu.Unlock()
 		return nil
@@ -257,10 +259,32 @@ func (c *wsConn) finish() {
 	idle := !c.writing
 	c.mu.Unlock()
 	if idle {
-		c.abort()
+		c.lingerClose()
 		return
 	}
 	time.AfterFunc(closeGrace, c.abort)
+}
+
+// lingerClose closes the socket once the read side is over and everything
+// queued is written. If we sent a close the peer has not answered, closing
+// at once with its input unread would reset the connection, and a reset
+// can destroy our close frame before the peer reads it; so the socket is
+// half-closed and drained until the peer closes too, at most closeGrace.
+func (c *wsConn) lingerClose() {
+	c.mu.Lock()
+	linger := c.closeCode != 0 && !c.peerClosed && !c.closed
+	c.mu.Unlock()
+	tcp, ok := c.raw.(*net.TCPConn)
+	if !linger || !ok {
+		c.abort()
+		return
+	}
+	go func() {
+		tcp.CloseWrite()
+		tcp.SetReadDeadline(time.Now().Add(closeGrace))
+		io.Copy(io.Discard, tcp)
+		c.abort()
+	}()
 }
 
 // readMessage reads the next data message into the connection's reused
@@ -281,6 +305,12 @@ func (c *wsConn) readMessage() (int, []byte, error) {
 		}
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
+		if int64(len(b)) > c.srv.cfg.maxMessageSize {
+			// gorilla limits the bytes on the wire; a compressed message
+			// may inflate past the limit.
+			c.closeWith(websocket.CloseMessageTooBig, "", closeGrace)
+			return 0, nil, websocket.ErrReadLimit
+		}
 		if err == io.EOF {
 			break
 		}

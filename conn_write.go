@@ -42,7 +42,7 @@ func (c *wsConn) nextWrite(b []byte) ([]byte, bool) {
 	closeNow := c.closing && !c.closed
 	c.mu.Unlock()
 	if closeNow {
-		c.abort()
+		c.lingerClose()
 	}
 	return nil, false
 }
@@ -150,7 +150,7 @@ func (c *wsConn) writeShared(b []byte) {
 	closeNow := c.closing && !c.closed && len(c.pending) == 0
 	c.mu.Unlock()
 	if closeNow {
-		c.abort()
+		c.lingerClose()
 		return
 	}
 	c.flushAsync() // whatever was queued meanwhile, such as a pong

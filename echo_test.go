@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"compress/flate"
 	"context"
@@ -390,5 +391,62 @@ func TestEchoListenFailureExit1(t *testing.T) {
 	code := run(context.Background(), []string{"wsx", "echo", "--addr", ln.Addr().String()}, strings.NewReader(""), io.Discard, &stderr)
 	if code != exitFailure || !strings.Contains(stderr.String(), "address already in use") {
 		t.Errorf("exit %d, stderr %q; want 1 and the reason", code, stderr.String())
+	}
+}
+
+// TestEchoCompressedOversizeCloses1009: the limit applies to the message,
+// not to its compressed size on the wire.
+func TestEchoCompressedOversizeCloses1009(t *testing.T) {
+	srv := newTestServer(t, "echo", "--compress", "--max-message-size", "4KiB")
+	d := websocket.Dialer{EnableCompression: true}
+	c, _, err := d.Dial(srv.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.WriteMessage(websocket.TextMessage, bytes.Repeat([]byte("a"), 1<<20)) // about 1 KiB compressed
+	expectClose(t, c, websocket.CloseMessageTooBig)
+}
+
+// TestEchoNoCompressionUnlessNegotiated: a malformed offer gets no
+// extension in the 101, so replies must not be compressed either.
+func TestEchoNoCompressionUnlessNegotiated(t *testing.T) {
+	srv := newTestServer(t, "echo", "--compress", "--prefix", "")
+	host := strings.TrimSuffix(strings.TrimPrefix(srv.url, "ws://"), "/")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: foo bar, permessage-deflate\r\n\r\n", host)
+	r := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", err, resp)
+	}
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
+		t.Skipf("gorilla negotiated %q for this offer; nothing to check", ext)
+	}
+	conn.Write(maskedFrame(websocket.TextMessage, []byte("plain please")))
+	conn.SetReadDeadline(time.Now().Add(testTimeout))
+	first, err := r.ReadByte()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first&rsv1Bit != 0 {
+		t.Errorf("reply has RSV1 set (%#x) though no compression was negotiated", first)
+	}
+}
+
+func TestEchoProtocolErrorIsLogged(t *testing.T) {
+	srv := newTestServer(t, "echo")
+	c := newRawClient(t, srv.url)
+	c.conn.Write(appendFrame(nil, websocket.TextMessage, nil, []byte("unmasked"), false)) // clients must mask
+	c.conn.SetReadDeadline(time.Now().Add(testTimeout))
+	io.Copy(io.Discard, c.r) // the close frame, then the server's FIN
+	c.conn.Close()
+	waitFor(t, func() bool { return strings.Contains(srv.stderr.String(), "has disconnected") })
+	if log := srv.stderr.String(); !strings.Contains(log, "An error has occurred") || !strings.Contains(log, "MASK") {
+		t.Errorf("protocol error not explained in the log:\n%s", log)
 	}
 }

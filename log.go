@@ -102,13 +102,22 @@ type textHandler struct {
 	event string      // the "event" attribute bound with With, if any
 }
 
-var eventColors = map[string]*color.Color{
-	evStart: color.New(color.FgCyan, color.Bold),
-	evOpen:  color.New(color.FgGreen),
-	evClose: color.New(color.FgYellow),
-	evError: color.New(color.FgRed),
-	evWarn:  color.New(color.FgMagenta),
-}
+// eventColors colour text log lines by event. Colour is enabled on each
+// once here: whether to use it is the handler's choice, and enabling it per
+// record would write to these shared values from every goroutine.
+var eventColors = func() map[string]*color.Color {
+	m := map[string]*color.Color{
+		evStart: color.New(color.FgCyan, color.Bold),
+		evOpen:  color.New(color.FgGreen),
+		evClose: color.New(color.FgYellow),
+		evError: color.New(color.FgRed),
+		evWarn:  color.New(color.FgMagenta),
+	}
+	for _, c := range m {
+		c.EnableColor()
+	}
+	return m
+}()
 
 func (h *textHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
 
@@ -126,7 +135,6 @@ func (h *textHandler) Handle(_ context.Context, r slog.Record) error {
 	}
 	line := r.Message
 	if c, ok := eventColors[event]; ok && h.color {
-		c.EnableColor()
 		line = c.Sprint(line)
 	}
 	h.mu.Lock()

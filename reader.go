@@ -116,14 +116,14 @@ func (s *wsServer) readError(c *wsConn, err error) (int, string) {
 		c.log.Error(fmt.Sprintf("An error has occurred: connection %d sent a message over --max-message-size (%d bytes); closing it (1009)", c.id, s.cfg.maxMessageSize), "event", evError)
 		return websocket.CloseMessageTooBig, "message too big"
 	}
-	if code := c.ourCloseCode(); code != 0 {
-		return code, "closed by the server"
-	}
 	var ne net.Error
 	if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.As(err, &ne) {
+		if code := c.ourCloseCode(); code != 0 {
+			return code, "closed by the server"
+		}
 		return websocket.CloseAbnormalClosure, "connection lost"
 	}
-	// gorilla has already sent 1002 for a protocol error.
+	// gorilla has already queued 1002 for a protocol error.
 	c.log.Error(fmt.Sprintf("An error has occurred: connection %d: %v", c.id, err), "event", evError)
 	return websocket.CloseProtocolError, err.Error()
 }

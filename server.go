@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"bufio"
 	"errors"
 	"fmt"
@@ -118,7 +119,12 @@ func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hw := &hijackWriter{ResponseWriter: w}
 	ws, err := s.upgrader.Upgrade(hw, r, nil)
 	if err != nil {
-		return // refuse has answered and logged it
+		if hw.out != nil {
+			// gorilla refused after taking the connection over (the client
+			// sent data before the handshake was done) and closed it.
+			s.log.Warn(fmt.Sprintf("Refused a connection from %s: %v", r.RemoteAddr, err), "event", evWarn, "remote", r.RemoteAddr)
+		}
+		return // otherwise refuse has answered and logged it
 	}
 	c := s.newConn(ws, hw.out, r, sess)
 	admitted = true
@@ -137,7 +143,7 @@ func (s *wsServer) newConn(ws *websocket.Conn, out *outConn, r *http.Request, se
 		out:          out,
 		sess:         sess,
 		raw:          out.Conn,
-		deflate:      s.cfg.compress && offersDeflate(r.Header),
+		deflate:      bytes.Contains(out.handshake, []byte("Sec-WebSocket-Extensions: permessage-deflate")),
 		srv:          s,
 		maxQueue:     s.cfg.sendQueue,
 		socketClosed: make(chan struct{}),
