@@ -54,16 +54,22 @@ func (s *wsServer) snapshot() []*wsConn {
 	return conns
 }
 
+// shutdownReason is the reason of the close 1001 every client gets when
+// the server stops.
+const shutdownReason = "server shutting down"
+
 // shutdown sends close 1001 to every connection and waits up to timeout for
 // the close handshakes, then closes what is left.
 func (s *wsServer) shutdown(timeout time.Duration) {
+	s.mu.Lock()
 	s.stopping.Store(true)
+	s.mu.Unlock()
 	conns := s.snapshot()
 	if len(conns) > 0 {
 		s.log.Info(fmt.Sprintf("Shutting down: closing %d connections (1001)", len(conns)), "event", evStop, "connections", len(conns))
 	}
 	for _, c := range conns {
-		c.closeWith(websocket.CloseGoingAway, "server shutting down", timeout)
+		c.closeWith(websocket.CloseGoingAway, shutdownReason, timeout)
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()

@@ -16,15 +16,17 @@ import (
 // server has no goroutine: the poller wakes a readBurst when input arrives,
 // and it parks the connection again once the input is consumed.
 
-// serveConn opens a connection's session, then reads what it sends.
-func (s *wsServer) serveConn(c *wsConn) {
-	s.mu.Lock()
-	s.conns[c] = struct{}{}
-	s.mu.Unlock()
+// serveConn opens a connection's session, then reads what it sends. A
+// connection that arrived as the server began to stop is closed with 1001
+// at once, as the others are.
+func (s *wsServer) serveConn(c *wsConn, stopping bool) {
 	// c.reading is set from the start, so nothing else reads before this.
 	c.polled = s.poller != nil && s.poller.add(c) == nil
 	c.sess.open(c)
 	c.flushNow() // the handshake response and whatever open queued
+	if stopping {
+		c.closeWith(websocket.CloseGoingAway, shutdownReason, s.cfg.shutdownTimeout)
+	}
 	if c.polled && s.park(c) {
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -604,5 +607,66 @@ func TestServeOversizeReachesNobody(t *testing.T) {
 	other.WriteMessage(websocket.BinaryMessage, make([]byte, 4096))
 	if _, got := readMsg(t, cs[1]); len(got) != 4096 {
 		t.Errorf("got %d bytes, want only the message at the limit", len(got))
+	}
+}
+
+// TestServeShutdownRacingUpgrades: connections upgraded while the server
+// stops get close 1001 too, none is left to time out.
+func TestServeShutdownRacingUpgrades(t *testing.T) {
+	srv := newTestServer(t, "serve", "--shutdown-timeout", "5s")
+	var wg sync.WaitGroup
+	var connected atomic.Int64
+	codes := make(chan int, 10000)
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, _, err := websocket.DefaultDialer.Dial(srv.url, nil)
+				if err != nil {
+					continue // refused while stopping, or the listener is gone
+				}
+				connected.Add(1)
+				go func() {
+					defer c.Close()
+					c.SetReadDeadline(time.Now().Add(testTimeout))
+					for {
+						if _, _, err := c.ReadMessage(); err != nil {
+							var ce *websocket.CloseError
+							if errors.As(err, &ce) {
+								codes <- ce.Code
+							} else {
+								codes <- 0
+							}
+							return
+						}
+					}
+				}()
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	srv.stop()
+	close(stop)
+	wg.Wait()
+	if connected.Load() == 0 {
+		t.Fatal("no client connected")
+	}
+	deadline := time.After(testTimeout)
+	for range connected.Load() {
+		select {
+		case code := <-codes:
+			if code != websocket.CloseGoingAway {
+				t.Fatalf("a client ended with %d, want 1001", code)
+			}
+		case <-deadline:
+			t.Fatal("clients still open after the server stopped")
+		}
 	}
 }

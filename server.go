@@ -128,9 +128,15 @@ func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := s.newConn(ws, hw.out, r, sess)
 	admitted = true
+	// Registered under the lock shutdown takes its list with: a connection
+	// is either in that list or sees that the server is stopping.
+	s.mu.Lock()
+	stopping := s.stopping.Load()
+	s.conns[c] = struct{}{}
 	s.wg.Add(1)
+	s.mu.Unlock()
 	// The handler returns now so net/http frees its per-connection buffers.
-	go s.serveConn(c)
+	go s.serveConn(c, stopping)
 }
 
 // newConn wraps an upgraded connection.
