@@ -23,10 +23,11 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
 // user is one line of a users file, or the identity given to a client that
 // authenticated with the shared token or needs no token at all.
 type user struct {
-	name  string   // empty: the client picks one with ?name= or is guest-ID
-	token string   // secret compared in constant time
-	role  string   // roleReadWrite or roleReadOnly
-	rooms []string // rooms the user may join; empty means any
+	name      string   // empty: the client picks one with ?name= or is guest-ID
+	basicName string   // the Basic auth user name given with the shared token
+	token     string   // secret compared in constant time
+	role      string   // roleReadWrite or roleReadOnly
+	rooms     []string // rooms the user may join; empty means any
 }
 
 // authConfig decides who may connect: nobody needs a token unless a shared
@@ -61,7 +62,7 @@ func (a authConfig) authenticate(r *http.Request, room string) (user, *httpError
 		}
 	}
 	if found == nil && a.token != "" && subtle.ConstantTimeCompare([]byte(a.token), []byte(token)) == 1 {
-		found = &user{name: basicName, role: roleReadWrite}
+		found = &user{basicName: basicName, role: roleReadWrite}
 	}
 	if found == nil {
 		return user{}, unauthorized("invalid token")
@@ -70,6 +71,11 @@ func (a authConfig) authenticate(r *http.Request, room string) (user, *httpError
 		return user{}, &httpError{status: http.StatusForbidden, msg: fmt.Sprintf("user %s may not join room %s", found.name, room)}
 	}
 	return *found, nil
+}
+
+// hasUser reports whether the users file names this user.
+func (a authConfig) hasUser(name string) bool {
+	return slices.ContainsFunc(a.users, func(u user) bool { return u.name == name })
 }
 
 // unauthorized is a 401 asking for a bearer token.

@@ -27,6 +27,8 @@ type client struct {
 
 	limiter *rate.Limiter // nil without --rate
 	dropped int           // messages dropped in a row by the limiter
+
+	warnedReadOnly bool // the read-only warning was logged
 }
 
 func (c *client) open(conn *wsConn) {
@@ -64,15 +66,6 @@ func (c *client) welcome(history []*chatMessage, online []onlineUser) {
 }
 
 func (c *client) message(conn *wsConn, op int, data []byte) {
-	if c.role == roleReadOnly {
-		conn.log.Warn(fmt.Sprintf("Connection %d (%s) is read-only: message dropped", conn.id, c.name), "event", evWarn)
-		if c.json {
-			c.sendError("read-only", "you have read-only access: your messages are not relayed")
-			return
-		}
-		conn.closeWith(websocket.ClosePolicyViolation, "read-only", closeGrace)
-		return
-	}
 	if c.limiter != nil && !c.limiter.Allow() {
 		c.dropped++
 		if c.dropped == 1 {
@@ -86,6 +79,18 @@ func (c *client) message(conn *wsConn, op int, data []byte) {
 		if c.json {
 			c.sendError("rate-limited", fmt.Sprintf("over %g messages per second: message dropped", c.cfg.rate))
 		}
+		return
+	}
+	if c.role == roleReadOnly {
+		if !c.warnedReadOnly {
+			c.warnedReadOnly = true
+			conn.log.Warn(fmt.Sprintf("Connection %d (%s) is read-only: its messages are dropped", conn.id, c.name), "event", evWarn)
+		}
+		if c.json {
+			c.sendError("read-only", "you have read-only access: your messages are not relayed")
+			return
+		}
+		conn.closeWith(websocket.ClosePolicyViolation, "read-only", closeGrace)
 		return
 	}
 	c.dropped = 0

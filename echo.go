@@ -74,6 +74,12 @@ func readEchoConfig(c *cli.Context) (echoConfig, error) {
 		return echoConfig{}, err
 	}
 	cfg := echoConfig{server: server, prefix: []byte(c.String(flagPrefix)), welcome: c.String(flagWelcome)}
+	if err := validText(flagPrefix, string(cfg.prefix)); err != nil {
+		return cfg, err
+	}
+	if err := validText(flagWelcome, cfg.welcome); err != nil {
+		return cfg, err
+	}
 	if c.IsSet(flagReply) {
 		t, err := template.New("reply").Parse(c.String(flagReply))
 		if err != nil {

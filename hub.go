@@ -43,9 +43,10 @@ func (b localBroker) publish(m *chatMessage) { b.h.deliver(m) }
 
 // hubConfig is what the hub needs of serve's configuration.
 type hubConfig struct {
-	history     int  // messages kept per room for late joiners
-	includeSelf bool // a sender receives its own messages
-	notices     bool // raw clients get text notices of joins and leaves
+	history      int  // messages kept per room for late joiners
+	historyBytes int  // and at most this many bytes of them
+	includeSelf  bool // a sender receives its own messages
+	notices      bool // raw clients get text notices of joins and leaves
 
 	// flushInterval is the least time between two fan-outs of a shard,
 	// so at most one socket write per client per interval: at high rates
@@ -79,7 +80,7 @@ func newHub(cfg hubConfig, log *slog.Logger, st *store, loaded []*chatMessage, n
 	for _, m := range loaded {
 		r := h.room(m.room)
 		r.seq = max(r.seq, m.seq)
-		r.remember(m, cfg.history)
+		r.remember(m, cfg.history, cfg.historyBytes)
 	}
 	return h
 }
@@ -142,10 +143,14 @@ func (h *hub) deliver(m *chatMessage) {
 		}
 		if h.store != nil {
 			if err := h.store.append(m); err != nil {
-				h.log.Error("An error has occurred: --store: "+err.Error(), "event", evError)
+				// Relayed means stored: a message that cannot be stored is
+				// not relayed.
+				h.log.Error("An error has occurred: --store: "+err.Error()+"; message dropped", "event", evError)
+				r.seq--
+				return
 			}
 		}
-		r.remember(m, h.cfg.history)
+		r.remember(m, h.cfg.history, h.cfg.historyBytes)
 	}
 	for _, s := range h.shards {
 		s.push(m)
@@ -187,20 +192,32 @@ type room struct {
 	ord     uint64 // order of the last event delivered
 	seq     uint64 // number of the last message
 	history []*chatMessage
-	members map[*client]struct{}
+	// historyBytes is the data size of the history.
+	historyBytes int
+	members      map[*client]struct{}
 }
 
-// remember appends m to the history, keeping the last n.
-func (r *room) remember(m *chatMessage, n int) {
+// remember appends m to the history, keeping the last n messages and, of
+// those, no more than maxBytes of data (the newest message always): every
+// joiner gets a copy of the history, so its size must be bounded like a
+// client's send queue.
+func (r *room) remember(m *chatMessage, n, maxBytes int) {
 	if n <= 0 {
 		return
 	}
-	if len(r.history) >= n {
-		// Shift rather than reslice, so the array does not grow forever.
-		copy(r.history, r.history[len(r.history)-n+1:])
-		r.history = r.history[:n-1]
-	}
 	r.history = append(r.history, m)
+	r.historyBytes += len(m.data)
+	drop := 0
+	for len(r.history)-drop > n || (r.historyBytes > maxBytes && len(r.history)-drop > 1) {
+		r.historyBytes -= len(r.history[drop].data)
+		drop++
+	}
+	if drop > 0 {
+		// Shift rather than reslice, so the array does not grow forever.
+		k := copy(r.history, r.history[drop:])
+		clear(r.history[k:])
+		r.history = r.history[:k]
+	}
 }
 
 // online lists the members. The caller holds r.mu.

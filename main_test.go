@@ -280,6 +280,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"zero max-conns", []string{"echo", "--max-conns", "0"}, "max-conns"},
 		{"bad subprotocol", []string{"echo", "--subprotocol", "a b"}, "subprotocol"},
 		{"unknown command", []string{"nope"}, "nope"},
+		{"prefix not UTF-8", []string{"echo", "--prefix", "\xff"}, "--prefix"},
+		{"welcome not UTF-8", []string{"serve", "--welcome", "\xff"}, "--welcome"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

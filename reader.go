@@ -79,6 +79,9 @@ func (s *wsServer) readBurst(c *wsConn) {
 			s.endConn(c, websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message")
 			return
 		}
+		if c.ourCloseCode() != 0 {
+			continue // we are closing: what it still sends goes nowhere
+		}
 		c.sess.message(c, op, data)
 	}
 }

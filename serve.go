@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/urfave/cli/v2"
@@ -122,11 +124,15 @@ func readServeConfig(c *cli.Context) (serveConfig, error) {
 		store:     c.String(flagStore),
 		rate:      c.Float64(flagRate),
 	}
+	if err := validText(flagWelcome, cfg.welcome); err != nil {
+		return cfg, err
+	}
 	queue, err := parseSize(c.String(flagSendQueue))
 	if err != nil {
 		return cfg, usagef("invalid value for flag --%s: %v", flagSendQueue, err)
 	}
 	cfg.server.sendQueue = int(queue)
+	cfg.hub.historyBytes = int(queue)
 	switch {
 	case cfg.hub.history < 0:
 		return cfg, usagef("invalid value for flag --%s: must not be negative", flagHistory)
@@ -240,9 +246,11 @@ func (a *chatApp) admit(r *http.Request) (session, *httpError) {
 	}
 	name := u.name
 	if name == "" {
-		name = r.URL.Query().Get("name")
-		if name != "" && !validName.MatchString(name) {
-			return nil, &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("invalid name %q: 1-32 letters, digits, '-', '_' or '.'", name)}
+		if name = r.URL.Query().Get("name"); name == "" {
+			name = u.basicName
+		}
+		if herr := a.checkChosenName(name); herr != nil {
+			return nil, herr
 		}
 	}
 	c := &client{hub: a.hub, cfg: a.cfg, room: room, name: name, role: u.role}
@@ -252,15 +260,35 @@ func (a *chatApp) admit(r *http.Request) (session, *httpError) {
 	return c, nil
 }
 
+// checkChosenName refuses a name a client picked itself (?name= or the
+// Basic auth user name with the shared token) that is malformed, that
+// --stdin uses, or that belongs to a user of the users file.
+func (a *chatApp) checkChosenName(name string) *httpError {
+	switch {
+	case name == "":
+		return nil
+	case !validName.MatchString(name):
+		return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("invalid name %q: 1-32 letters, digits, '-', '_' or '.'", name)}
+	case name == serverName || a.cfg.auth.hasUser(name):
+		return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("the name %q is reserved", name)}
+	}
+	return nil
+}
+
 // relayStdin sends each line of stdin to --stdin-room, from "server". The
 // last line is sent even without a newline.
 func (a *chatApp) relayStdin(in io.Reader) {
 	br := bufio.NewReader(in)
 	for {
-		line, err := br.ReadString('\n')
-		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
-		if line != "" || err == nil {
-			a.hub.publish(&chatMessage{kind: kindMessage, room: a.cfg.stdinRoom, from: serverName, time: time.Now(), op: websocket.TextMessage, data: []byte(line)})
+		line, err := br.ReadBytes('\n')
+		line = bytes.TrimSuffix(line, []byte("\n"))
+		if len(line) > 0 || err == nil {
+			op := websocket.TextMessage
+			if !utf8.Valid(line) {
+				a.hub.log.Warn("--stdin: a line that is not valid UTF-8 is sent as a binary message", "event", evWarn)
+				op = websocket.BinaryMessage
+			}
+			a.hub.publish(&chatMessage{kind: kindMessage, room: a.cfg.stdinRoom, from: serverName, time: time.Now(), op: op, data: line})
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {

@@ -523,11 +523,43 @@ func TestServeStdin(t *testing.T) {
 	p := startWSX(t, "serve", "--addr", "127.0.0.1:0", "--stdin")
 	url := p.startLineURL(t)
 	js, _ := jsonClient(t, url, nil)
-	p.stdin.Write([]byte("hello from the console\n"))
+	p.stdin.Write([]byte("hello from the console\r\ncaf\xe9\n"))
 	var m messageEvent
 	readJSON(t, js, &m)
-	if m.From != "server" || m.Data != "hello from the console" {
-		t.Errorf("stdin message = %+v", m)
+	if m.From != "server" || m.Type != "text" || m.Data != "hello from the console\r" {
+		t.Errorf("stdin message = %+v, want the line with its \\r kept", m)
+	}
+	readJSON(t, js, &m)
+	if m.Type != "binary" || m.Data != base64.StdEncoding.EncodeToString([]byte("caf\xe9")) {
+		t.Errorf("a line that is not UTF-8 = %+v, want it as binary", m)
+	}
+}
+
+func TestServeReservedAndBadNames(t *testing.T) {
+	users := filepath.Join(t.TempDir(), "users.txt")
+	os.WriteFile(users, []byte("alice:a-token:rw\n"), 0o600)
+	srv := newTestServer(t, "serve", "--token", "shared", "--users", users)
+	basic := func(name string) http.Header {
+		return http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(name+":shared"))}}
+	}
+	for _, tt := range []struct {
+		name   string
+		suffix string
+		header http.Header
+	}{
+		{"the server's name", "?token=shared&name=server", nil},
+		{"a user's name", "?token=shared&name=alice", nil},
+		{"a bad Basic name", "", basic("evil name\nNew connection!")},
+		{"a user's name through Basic", "", basic("alice")},
+	} {
+		_, resp, _ := websocket.DefaultDialer.Dial(srv.url+tt.suffix, tt.header)
+		if resp == nil || resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: %v, want 400", tt.name, resp)
+		}
+	}
+	_, w := jsonClient(t, srv.url, basic("bob"))
+	if w.You.Name != "bob" {
+		t.Errorf("Basic user name with the shared token: name %q, want bob", w.You.Name)
 	}
 }
 
@@ -573,24 +605,24 @@ func TestServeTLS(t *testing.T) {
 	}
 }
 
-// TestServeHistoryLargerThanSendQueue: the history a client asked for by
-// joining is not held to --send-queue, so a late joiner is not cut as a
-// slow consumer by its own history.
-func TestServeHistoryLargerThanSendQueue(t *testing.T) {
-	srv := newTestServer(t, "serve", "--history", "8", "--send-queue", "64KiB")
+// TestServeHistoryBoundedBySendQueue: every joiner gets a copy of the
+// history, so it keeps at most --send-queue bytes, the newest messages; and
+// a joiner is not cut as a slow consumer by the history it asked for.
+func TestServeHistoryBoundedBySendQueue(t *testing.T) {
+	srv := newTestServer(t, "serve", "--history", "50", "--send-queue", "64KiB")
 	sender := dialTest(t, srv.url, nil)
 	witness := dialTest(t, srv.url, nil)
-	big := bytes.Repeat([]byte("h"), 60<<10)
-	for i := range 8 {
-		big[0] = byte('0' + i)
-		sender.WriteMessage(websocket.BinaryMessage, big)
+	msg := bytes.Repeat([]byte("h"), 7<<10) // 9 fit in 64 KiB, 10 do not
+	for i := range 12 {
+		msg[0] = byte('a' + i)
+		sender.WriteMessage(websocket.BinaryMessage, msg)
 		readMsg(t, witness)
 	}
 	late := dialTest(t, srv.url, nil)
 	sender.WriteMessage(websocket.TextMessage, []byte("live"))
-	for i := range 8 {
-		if _, got := readMsg(t, late); len(got) != len(big) || got[0] != byte('0'+i) {
-			t.Fatalf("history message %d: %d bytes starting %q", i, len(got), got[:1])
+	for i := 3; i < 12; i++ {
+		if _, got := readMsg(t, late); len(got) != len(msg) || got[0] != byte('a'+i) {
+			t.Fatalf("history: got %d bytes starting %q, want message %c", len(got), got[:1], 'a'+i)
 		}
 	}
 	if _, got := readMsg(t, late); string(got) != "live" {

@@ -25,6 +25,10 @@ const (
 	// headers (slowloris).
 	readHeaderTimeout = 10 * time.Second
 
+	// idleTimeout closes kept-alive plain HTTP connections (the page,
+	// /healthz) that stay silent this long.
+	idleTimeout = 2 * time.Minute
+
 	// handshakeTimeout bounds the WebSocket handshake response.
 	handshakeTimeout = 10 * time.Second
 )

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 )
@@ -108,6 +109,15 @@ func readServerConfig(c *cli.Context) (serverConfig, error) {
 	}
 	cfg.origins = compileOrigins(c.StringSlice(flagOrigin))
 	return cfg, nil
+}
+
+// validText checks that a flag's value can go into a text message, which
+// must be UTF-8: anything else makes browsers fail the connection.
+func validText(flag, value string) error {
+	if !utf8.ValidString(value) {
+		return usagef("invalid value for flag --%s: not valid UTF-8", flag)
+	}
+	return nil
 }
 
 // parseSize parses a byte size: a plain number of bytes, or a number with a
