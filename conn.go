@@ -96,14 +96,21 @@ type wsConn struct {
 	peerClosed bool   // the peer's close frame arrived
 }
 
-// send queues one data message made of prefix+payload and writes it from the
-// calling goroutine, blocking until it is written or the write fails. Used
-// by request/reply sessions on the read goroutine: a slow peer only slows
-// its own reads.
+// send queues one data message made of prefix+payload and writes it from
+// the calling goroutine, blocking until it is written, unless another
+// goroutine is writing (a ping that met a full socket): then that writer
+// takes it, and the queue is held to maxQueue like enqueue's, so a peer that
+// sends without reading cannot grow it. Used by request/reply sessions on
+// the read goroutine: a slow peer only slows its own reads. It reports
+// errClosed if the connection is closing.
 func (c *wsConn) send(op int, prefix, payload []byte) error {
 	c.mu.Lock()
 	if c.closeSent || c.closed {
 		c.mu.Unlock()
+		return errClosed
+	}
+	if c.writing && c.overflowsLocked(len(prefix)+len(payload)) {
+		c.cutSlowConsumerLocked()
 		return errClosed
 	}
 	c.pending = appendFrame(c.pending, op, prefix, payload, c.deflate)
@@ -122,24 +129,35 @@ func (c *wsConn) enqueue(frame []byte) bool {
 		c.mu.Unlock()
 		return false
 	}
-	queued := len(c.pending) - c.exempt
-	// An empty queue takes any frame, so one message up to
-	// --max-message-size always fits.
-	if c.maxQueue > 0 && queued > 0 && queued+len(frame) > c.maxQueue {
-		// Drop what is queued (whole frames only: the batch being written
-		// stays intact) and say why, if the peer ever reads again.
-		c.pending = append(c.pending[:c.exempt], closeFrame(websocket.ClosePolicyViolation, "slow consumer")...)
-		c.closeSent, c.closeCode = true, websocket.ClosePolicyViolation
-		c.mu.Unlock()
-		c.log.Warn("Connection "+c.idText()+" is a slow consumer: its send queue is over "+strconv.Itoa(c.maxQueue)+" bytes; closing it (1008)",
-			"event", evWarn, "send_queue", c.maxQueue)
-		c.raw.SetWriteDeadline(time.Now().Add(closeGrace))
-		time.AfterFunc(closeGrace, c.abort)
+	if c.overflowsLocked(len(frame)) {
+		c.cutSlowConsumerLocked()
 		return true
 	}
 	c.pending = append(c.pending, frame...)
 	c.mu.Unlock()
 	return true
+}
+
+// overflowsLocked reports whether n more bytes would take the queue past
+// maxQueue. An empty queue takes any frame, so one message up to
+// --max-message-size always fits. The caller holds mu.
+func (c *wsConn) overflowsLocked(n int) bool {
+	queued := len(c.pending) - c.exempt
+	return c.maxQueue > 0 && queued > 0 && queued+n > c.maxQueue
+}
+
+// cutSlowConsumerLocked replaces what is queued (whole frames only: the
+// batch being written stays intact) with close 1008 "slow consumer", which
+// the peer reads if it ever reads again, and closes the connection within
+// closeGrace. The caller holds mu; it is released.
+func (c *wsConn) cutSlowConsumerLocked() {
+	c.pending = append(c.pending[:c.exempt], closeFrame(websocket.ClosePolicyViolation, "slow consumer")...)
+	c.closeSent, c.closeCode = true, websocket.ClosePolicyViolation
+	c.mu.Unlock()
+	c.log.Warn("Connection "+c.idText()+" is a slow consumer: its send queue is over "+strconv.Itoa(c.maxQueue)+" bytes; closing it (1008)",
+		"event", evWarn, "send_queue", c.maxQueue)
+	c.raw.SetWriteDeadline(time.Now().Add(closeGrace))
+	time.AfterFunc(closeGrace, c.abort)
 }
 
 // push appends an encoded frame that enqueue's bound neither counts nor
