@@ -27,8 +27,9 @@ type shard struct {
 	members map[string][]*client // by room
 
 	// Used by run only, kept between batches to allocate nothing.
-	rooms  []roomBatch
-	writes []sharedWrite
+	rooms     []roomBatch
+	roomIndex map[string]int // index in rooms by room name
+	writes    []sharedWrite
 }
 
 // roomBatch is the messages of one room in a batch, in order.
@@ -129,9 +130,10 @@ func (s *shard) run(ctx context.Context) {
 // groupByRoom splits a batch into its rooms, keeping each room's order. A
 // client is in one room, so it then appears in one plan per batch.
 func (s *shard) groupByRoom(batch []*chatMessage) {
+	clear(s.roomIndex)
 	for _, m := range batch {
-		i := slices.IndexFunc(s.rooms, func(rb roomBatch) bool { return rb.room == m.room })
-		if i < 0 {
+		i, ok := s.roomIndex[m.room]
+		if !ok {
 			if len(s.rooms) < cap(s.rooms) {
 				s.rooms = s.rooms[:len(s.rooms)+1]
 				s.rooms[len(s.rooms)-1].room = m.room
@@ -139,6 +141,7 @@ func (s *shard) groupByRoom(batch []*chatMessage) {
 				s.rooms = append(s.rooms, roomBatch{room: m.room})
 			}
 			i = len(s.rooms) - 1
+			s.roomIndex[m.room] = i
 		}
 		s.rooms[i].msgs = append(s.rooms[i].msgs, m)
 	}
