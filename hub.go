@@ -63,6 +63,7 @@ type hub struct {
 	shards []*shard
 	next   atomic.Uint32 // round-robin shard assignment
 	ids    atomic.Uint64 // message ids, unique in this process
+	ord    atomic.Uint64 // order of the last event delivered, across rooms
 	idBase string        // makes ids unique across restarts
 
 	mu    sync.Mutex
@@ -107,6 +108,35 @@ func (h *hub) room(name string) *room {
 	return r
 }
 
+// lockRoom returns the named room, created if need be, locked; never one
+// that forget has just dropped.
+func (h *hub) lockRoom(name string) *room {
+	for {
+		r := h.room(name)
+		r.mu.Lock()
+		if !r.forgotten {
+			return r
+		}
+		r.mu.Unlock()
+	}
+}
+
+// forgetIfUnusedLocked drops a room nobody is in and nobody ever wrote to,
+// so that clients trying paths at random do not grow the hub forever.
+// Rooms with messages stay: their numbering must go on. The caller holds
+// r.mu.
+func (h *hub) forgetIfUnusedLocked(r *room) {
+	if len(r.members) > 0 || r.seq > 0 {
+		return
+	}
+	r.forgotten = true
+	h.mu.Lock()
+	if h.rooms[r.name] == r {
+		delete(h.rooms, r.name)
+	}
+	h.mu.Unlock()
+}
+
 // activeRooms counts the rooms with at least one member.
 func (h *hub) activeRooms() int {
 	h.mu.Lock()
@@ -128,11 +158,12 @@ func (h *hub) publish(m *chatMessage) { h.broker.publish(m) }
 // so a relayed message is always in the store), and queues it on every
 // shard.
 func (h *hub) deliver(m *chatMessage) {
-	r := h.room(m.room)
-	r.mu.Lock()
+	r := h.lockRoom(m.room)
 	defer r.mu.Unlock()
-	r.ord++
-	m.ord = r.ord
+	defer h.forgetIfUnusedLocked(r)
+	// One order for all rooms, so that a room forgotten and made again
+	// cannot confuse a joiner with events still in a shard's inbox.
+	m.ord = h.ord.Add(1)
 	if m.kind == kindMessage {
 		if m.seq == 0 {
 			r.seq++
@@ -160,9 +191,8 @@ func (h *hub) deliver(m *chatMessage) {
 // join adds a client to its room: the client gets the welcome and the
 // history, then every message after them, none twice and none missed.
 func (h *hub) join(c *client) {
-	r := h.room(c.room)
-	r.mu.Lock()
-	c.joinOrd = r.ord
+	r := h.lockRoom(c.room)
+	c.joinOrd = h.ord.Load() // every event of the room so far is ≤ this
 	r.members[c] = struct{}{}
 	c.welcome(r.history, r.online())
 	r.count.Add(1)
@@ -174,11 +204,11 @@ func (h *hub) join(c *client) {
 
 // leave removes a client from its room.
 func (h *hub) leave(c *client) {
-	r := h.room(c.room)
-	r.mu.Lock()
+	r := h.lockRoom(c.room)
 	delete(r.members, c)
 	r.count.Add(-1)
 	c.shard.remove(c)
+	h.forgetIfUnusedLocked(r)
 	r.mu.Unlock()
 	h.publish(&chatMessage{kind: kindLeave, room: c.room, from: c.name, fromConn: c.conn.id, sender: c, time: time.Now()})
 }
@@ -188,10 +218,10 @@ type room struct {
 	name  string
 	count atomic.Int64 // members, readable without the lock
 
-	mu      sync.Mutex
-	ord     uint64 // order of the last event delivered
-	seq     uint64 // number of the last message
-	history []*chatMessage
+	mu        sync.Mutex
+	forgotten bool   // dropped from the hub; lockRoom looks again
+	seq       uint64 // number of the last message
+	history   []*chatMessage
 	// historyBytes is the data size of the history.
 	historyBytes int
 	members      map[*client]struct{}

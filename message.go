@@ -21,7 +21,7 @@ type chatMessage struct {
 	kind     int
 	id       string // unique message id (messages only)
 	seq      uint64 // number in the room, from 1 (messages only)
-	ord      uint64 // place among all of the room's events, for joins
+	ord      uint64 // place among all events of the hub, for joins
 	room     string
 	from     string    // sender's name; "server" for --stdin
 	fromConn uint64    // sender's connection id; 0 for the server

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -700,5 +701,21 @@ func TestServeShutdownRacingUpgrades(t *testing.T) {
 		case <-deadline:
 			t.Fatal("clients still open after the server stopped")
 		}
+	}
+}
+
+// TestHubForgetsUnusedRooms: rooms that only saw joins and leaves are
+// dropped, so random paths cannot grow the hub; rooms with messages stay.
+func TestHubForgetsUnusedRooms(t *testing.T) {
+	h := newHub(hubConfig{history: 10, historyBytes: 1 << 20}, slog.New(slog.DiscardHandler), nil, nil, 1)
+	for i := range 100 {
+		h.deliver(&chatMessage{kind: kindJoin, room: fmt.Sprint("probe-", i)})
+		h.deliver(&chatMessage{kind: kindLeave, room: fmt.Sprint("probe-", i)})
+	}
+	h.deliver(&chatMessage{kind: kindMessage, room: "talk", op: websocket.TextMessage, data: []byte("hi")})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.rooms) != 1 || h.rooms["talk"] == nil {
+		t.Errorf("rooms kept: %d, want only the one with a message", len(h.rooms))
 	}
 }
