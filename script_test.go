@@ -29,7 +29,6 @@ func TestScript(t *testing.T) {
 	})
 }
 
-
 // cmdServer is the script command "wsxserver ARGS...": it starts
 // "wsx ARGS... --addr 127.0.0.1:0", waits for its start line and exports
 // the URL it printed as $URL. The server gets SIGTERM when the script ends.
