@@ -55,7 +55,7 @@ type session interface {
 
 // wsConn is one accepted WebSocket connection.
 //
-// Reads happen only on the connection's read goroutine (readLoop), through
+// Reads happen only in the connection's one readBurst at a time, through
 // gorilla. Writes never go through gorilla's writers: every outgoing frame,
 // including the control frames gorilla itself emits through outConn, is
 // appended whole to pending under mu. At most one goroutine at a time — the

@@ -97,6 +97,7 @@ type nonBlockingWrite struct {
 	write func(fd uintptr) bool // bound to do once per connection
 }
 
+// do is the callback of RawConn.Write: one write(2), never waiting.
 func (w *nonBlockingWrite) do(fd uintptr) bool {
 	w.n, _ = unix.Write(int(fd), w.buf)
 	return true // never wait for the socket: the caller falls back instead

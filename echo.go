@@ -40,7 +40,7 @@ message, in the same message type; binary stays binary, byte-exact.
 		Flags: append(append(serverFlags(), globalFlags()...),
 			&cli.StringFlag{Name: flagPrefix, Value: defaultPrefix, Usage: "put `TEXT` before each echoed message (\"\" for a pure echo)"},
 			&cli.StringFlag{Name: flagReply, Usage: "reply with this Go `TEMPLATE` instead (fields .Data .Type .ID .Remote .Time)"},
-			&cli.StringFlag{Name: flagWelcome, Usage: "send `TEXT` to each client when it connects"},
+			welcomeFlag(),
 		),
 		Action: func(c *cli.Context) error {
 			cfg, err := readEchoConfig(c)

@@ -164,20 +164,7 @@ func TestEchoTLSSelfSigned(t *testing.T) {
 	if !strings.HasPrefix(srv.url, "wss://") {
 		t.Fatalf("start line URL %s, want wss://", srv.url)
 	}
-	m := regexp.MustCompile(`fingerprint ([0-9A-F:]{95})`).FindStringSubmatch(srv.stderr.String())
-	if m == nil {
-		t.Fatalf("no SHA-256 fingerprint logged:\n%s", srv.stderr.String())
-	}
-	// Trust exactly the printed certificate, as a user pinning it would.
-	d := websocket.Dialer{TLSClientConfig: &tls.Config{
-		InsecureSkipVerify: true,
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if got := fingerprint(raw[0]); got != m[1] {
-				return fmt.Errorf("certificate fingerprint %s, printed %s", got, m[1])
-			}
-			return nil
-		},
-	}}
+	d := websocket.Dialer{TLSClientConfig: pinnedTLS(t, srv)}
 	c, _, err := d.Dial(srv.url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -343,6 +330,25 @@ func TestEchoLogs(t *testing.T) {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
+	}
+}
+
+// pinnedTLS trusts exactly the self-signed certificate whose fingerprint
+// the server logged, as a user pinning it would.
+func pinnedTLS(t *testing.T, srv *testServer) *tls.Config {
+	t.Helper()
+	m := regexp.MustCompile(`fingerprint ([0-9A-F:]{95})`).FindStringSubmatch(srv.stderr.String())
+	if m == nil {
+		t.Fatalf("no SHA-256 fingerprint logged:\n%s", srv.stderr.String())
+	}
+	return &tls.Config{
+		InsecureSkipVerify: true, // replaced by the pin below
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if got := fingerprint(raw[0]); got != m[1] {
+				return fmt.Errorf("certificate fingerprint %s, printed %s", got, m[1])
+			}
+			return nil
+		},
 	}
 }
 

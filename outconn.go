@@ -106,6 +106,7 @@ func (r *sockReader) readOnce(fd uintptr) bool {
 	return true // never wait: poll's caller parks the connection instead
 }
 
+// Read hands gorilla the input, at most to the end of the current frame.
 func (o *outConn) Read(p []byte) (int, error) {
 	if o.frameLeft == 0 {
 		n, err := o.nextFrameLen()
@@ -190,6 +191,8 @@ func (o *outConn) takeControl() bool {
 	return true
 }
 
+// Write joins p, a whole handshake response or control frame from gorilla,
+// to the connection's queue and writes it, unless another goroutine writes.
 func (o *outConn) Write(p []byte) (int, error) {
 	if o.c == nil {
 		o.handshake = append(o.handshake, p...)

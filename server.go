@@ -192,6 +192,7 @@ type hijackWriter struct {
 	out *outConn
 }
 
+// Hijack takes the connection over from net/http and wraps it in an outConn.
 func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
 	if err != nil {

@@ -70,6 +70,11 @@ func serverFlags() []cli.Flag {
 	}
 }
 
+// welcomeFlag is --welcome, which echo and serve both have.
+func welcomeFlag() cli.Flag {
+	return &cli.StringFlag{Name: flagWelcome, Usage: "send `TEXT` to each client when it connects"}
+}
+
 // readServerConfig reads and validates the server flags.
 func readServerConfig(c *cli.Context) (serverConfig, error) {
 	cfg := serverConfig{
