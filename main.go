@@ -165,6 +165,6 @@ func globalFlags() []cli.Flag {
 		&cli.BoolFlag{Name: flagNoColor, Usage: "never colour the output (a non-empty NO_COLOR variable does the same)"},
 		&cli.BoolFlag{Name: flagQuiet, Aliases: []string{"q"}, Usage: "log only errors"},
 		&cli.BoolFlag{Name: flagVerbose, Aliases: []string{"v"}, Usage: "log every message (servers) or the handshake (dial)"},
-		&cli.StringFlag{Name: flagLogFormat, Value: "text", Usage: "log format: text or json"},
+		&cli.StringFlag{Name: flagLogFormat, Value: "text", Usage: "log `FORMAT`: text or json"},
 	}
 }

@@ -56,14 +56,14 @@ type serverConfig struct {
 // serverFlags are the flags of the shared server plumbing.
 func serverFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: flagAddr, Value: defaultAddr, EnvVars: []string{"WSX_ADDR"}, Usage: "listen `ADDRESS` (port 0 picks a free port)"},
+		&cli.StringFlag{Name: flagAddr, Value: defaultAddr, EnvVars: []string{"WSX_ADDR"}, Usage: "listen on `ADDRESS` (port 0 picks a free port)"},
 		&cli.StringFlag{Name: flagTLSCert, Usage: "serve wss:// with this certificate `FILE` (PEM; with --tls-key)"},
 		&cli.StringFlag{Name: flagTLSKey, Usage: "private key `FILE` (PEM) for --tls-cert"},
 		&cli.BoolFlag{Name: flagTLSSelfSigned, Usage: "serve wss:// with an ephemeral self-signed certificate for localhost"},
-		&cli.DurationFlag{Name: flagShutdownTimeout, Value: defaultShutdownTimeout, Usage: "on SIGINT/SIGTERM, wait this long for clients to answer close 1001"},
-		&cli.DurationFlag{Name: flagPingInterval, Value: defaultPingInterval, Usage: "ping clients this often and drop those silent for two intervals (0 = off)"},
+		&cli.DurationFlag{Name: flagShutdownTimeout, Value: defaultShutdownTimeout, Usage: "on SIGINT/SIGTERM, wait up to `DURATION` for clients to answer close 1001"},
+		&cli.DurationFlag{Name: flagPingInterval, Value: defaultPingInterval, Usage: "ping clients every `DURATION` and drop those silent for two intervals (0 = off)"},
 		&cli.StringFlag{Name: flagMaxMessageSize, Value: defaultMaxMessageSize, Usage: "largest message accepted (`SIZE` such as 64KiB, 16MiB); larger ones get close 1009"},
-		&cli.IntFlag{Name: flagMaxConns, Value: defaultMaxConns, Usage: "most concurrent connections; more are answered HTTP 503"},
+		&cli.IntFlag{Name: flagMaxConns, Value: defaultMaxConns, Usage: "at most `N` concurrent connections; more are answered HTTP 503"},
 		&cli.StringSliceFlag{Name: flagOrigin, Usage: "allow only this Origin `PATTERN` (repeatable, * matches anything: https://*.example.com); others get HTTP 403"},
 		&cli.StringSliceFlag{Name: flagSubprotocol, Usage: "subprotocol `NAME` to negotiate (repeatable)"},
 		&cli.BoolFlag{Name: flagCompress, Usage: "negotiate permessage-deflate compression"},
