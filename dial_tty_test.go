@@ -129,6 +129,11 @@ var escapes = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
 // stderr.
 func startTTY(t *testing.T, env []string, args ...string) *ttyProc {
 	t.Helper()
+	if ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0); err != nil {
+		t.Skipf("no pseudo-terminals on this machine (%v): interactive mode is not tested", err)
+	} else {
+		ptmx.Close()
+	}
 	cmd := exec.Command(wsxBinary, args...)
 	cmd.Env = append(os.Environ(), env...)
 	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 120})
