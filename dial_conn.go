@@ -83,6 +83,12 @@ func (c *dialConn) run(ctx context.Context) ending {
 	go c.readPump()
 	k := newClocks(c.cfg, c.cl.deadline)
 	defer k.stop()
+	// Ctrl-C and --timeout also cut a write stuck on a server that does
+	// not read; the loop below cannot see them while it writes.
+	defer context.AfterFunc(ctx, c.w.cut)()
+	if !c.cl.deadline.IsZero() {
+		defer time.AfterFunc(time.Until(c.cl.deadline), c.w.cut).Stop()
+	}
 	if err := c.sendCarried(); err != nil {
 		return c.lost(err)
 	}
@@ -277,7 +283,7 @@ func (c *dialConn) send(m outgoing) (e ending, done bool) {
 func (c *dialConn) close(code int, reason string) ending {
 	c.ourClose.Store(&ending{code: code, reason: reason, by: byClient})
 	c.w.control(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason))
-	if err := c.w.flush(); err != nil {
+	if err := c.w.flushFinal(); err != nil {
 		c.ourClose.Store(nil) // the close never left: the connection is lost
 		return c.lost(err)
 	}
@@ -303,15 +309,34 @@ func (c *dialConn) finish() ending {
 	if c.closeReply != nil {
 		c.w.control(websocket.CloseMessage, c.closeReply)
 	}
-	c.w.flush() // the connection is over either way
+	c.w.flushFinal() // the connection is over either way
 	c.ws.Close()
 	return c.end
 }
 
 // lost ends a connection whose write failed.
 func (c *dialConn) lost(err error) ending {
+	stopped, broken := c.w.state()
+	timedOut := !c.cl.deadline.IsZero() && !time.Now().Before(c.cl.deadline)
+	if stopped && !broken {
+		// Ctrl-C or --timeout between frames: close properly.
+		if timedOut {
+			c.cl.note(slog.LevelError, evError, fmt.Sprintf("Timeout: --%s %s passed", flagTimeout, c.cfg.timeout))
+			e := c.close(websocket.CloseGoingAway, "timeout")
+			e.timeout = true
+			return e
+		}
+		return c.close(websocket.CloseNormalClosure, "")
+	}
 	c.ws.Close()
 	<-c.readDone
+	if broken {
+		if timedOut {
+			c.cl.note(slog.LevelError, evError, fmt.Sprintf("Timeout: --%s %s passed while sending", flagTimeout, c.cfg.timeout))
+			return ending{code: websocket.CloseAbnormalClosure, reason: "timeout while sending", by: byNone, timeout: true}
+		}
+		return ending{code: websocket.CloseNormalClosure, reason: "interrupted while sending", by: byClient}
+	}
 	if c.end.code != websocket.CloseAbnormalClosure {
 		return c.end // the server's close explains more
 	}

@@ -1,11 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -124,5 +130,81 @@ func TestDialConnectTimeout(t *testing.T) {
 	r.wantExit(t, exitFailure)
 	if !strings.Contains(r.stderr, "Could not connect: ") || !strings.Contains(r.stderr, "hint: no answer within --connect-timeout 200ms") {
 		t.Errorf("stderr does not explain the timeout:\n%s", r.stderr)
+	}
+}
+
+// TestDialInterruptDuringHandshake: Ctrl-C ends a connection attempt that
+// the server accepted but never answers, however long --connect-timeout.
+func TestDialInterruptDuringHandshake(t *testing.T) {
+	ln := silentServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var stderr syncBuffer
+	go func() {
+		done <- run(ctx, []string{"wsx", "dial", ln.Addr().String(), "--connect-timeout", "1h"}, strings.NewReader(""), io.Discard, &stderr)
+	}()
+	time.Sleep(200 * time.Millisecond) // connected, waiting for the answer
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitFailure || !strings.Contains(stderr.String(), "interrupted") {
+			t.Errorf("exit %d, stderr %q; want 1 and why", code, stderr.String())
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Ctrl-C did not interrupt the handshake")
+	}
+}
+
+// TestDialInterruptStuckWrite: Ctrl-C and --timeout end a write stuck on a
+// server that stopped reading.
+func TestDialInterruptStuckWrite(t *testing.T) {
+	upgrader := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		<-r.Context().Done() // never reads
+		c.Close()
+	}))
+	defer srv.Close()
+	line := strings.Repeat("a", 64<<20) + "\n" // far more than the socket buffers take
+	for _, tt := range []struct {
+		name   string
+		args   []string
+		signal bool
+		code   int
+		stderr string
+	}{
+		{"SIGINT", nil, true, exitOK, "Connected"},
+		{"--timeout", []string{"--timeout", "500ms"}, false, exitAbnormal, "Timeout"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(wsxBinary, append([]string{"dial", "ws" + strings.TrimPrefix(srv.URL, "http")}, tt.args...)...)
+			cmd.Stdin = strings.NewReader(line)
+			var stderr syncBuffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if tt.signal {
+				// Once connected and well into the write (before the fix:
+				// exit 3 after writeWait, "i/o timeout").
+				waitFor(t, func() bool { return strings.Contains(stderr.String(), "Connected") })
+				time.Sleep(time.Second)
+				cmd.Process.Signal(os.Interrupt)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(testTimeout):
+				cmd.Process.Kill()
+				t.Fatal("the stuck write was not interrupted")
+			}
+			if code := cmd.ProcessState.ExitCode(); code != tt.code || !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tt.code, tt.stderr)
+			}
+		})
 	}
 }

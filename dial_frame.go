@@ -3,8 +3,10 @@ package main
 import (
 	crand "crypto/rand"
 	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -32,6 +34,10 @@ const (
 // makes it the only writer of the socket.
 type frameWriter struct {
 	conn     net.Conn
+	mu       sync.Mutex // orders cut against flush's deadlines
+	busy     bool       // flush is writing
+	stopped  bool       // cut was called: no more messages
+	broken   bool       // cut stopped a write midway: no more frames at all
 	buf      []byte
 	deflate  bool // permessage-deflate was negotiated
 	fragment int  // largest payload per frame; 0 sends each message as one frame
@@ -105,20 +111,67 @@ func (w *frameWriter) buffered() int { return len(w.buf) }
 // flush writes the gathered frames. Each write of up to maxBatch bytes gets
 // writeWait, so a large message on a slow link fails only when it stops
 // making progress.
-func (w *frameWriter) flush() error {
+func (w *frameWriter) flush() error { return w.write(false) }
+
+// flushFinal writes the gathered frames, a close frame among them, even
+// after cut, unless cut broke a frame; within closeGrace.
+func (w *frameWriter) flushFinal() error { return w.write(true) }
+
+func (w *frameWriter) write(final bool) error {
 	var err error
 	for b := w.buf; len(b) > 0 && err == nil; {
 		n := min(len(b), maxBatch)
-		w.conn.SetWriteDeadline(time.Now().Add(writeWait))
+		w.mu.Lock()
+		if w.broken || (w.stopped && !final) {
+			w.mu.Unlock()
+			err = errWriteCut
+			break
+		}
+		w.busy = true
+		if final {
+			w.conn.SetWriteDeadline(time.Now().Add(closeGrace))
+		} else {
+			w.conn.SetWriteDeadline(time.Now().Add(writeWait))
+		}
+		w.mu.Unlock()
 		n, err = w.conn.Write(b[:n])
 		b = b[n:]
 	}
+	w.mu.Lock()
+	w.busy = false
+	if err != nil && err != errWriteCut {
+		w.broken = true // a failed write may have left a frame unfinished
+	}
+	w.mu.Unlock()
 	if cap(w.buf) > 2*maxBatch {
 		w.buf = nil // do not keep a large message's buffer
 	} else {
 		w.buf = w.buf[:0]
 	}
 	return err
+}
+
+// errWriteCut is what a write returns after cut.
+var errWriteCut = errors.New("write interrupted")
+
+// cut stops the messages: Ctrl-C and --timeout must not wait for a server
+// that stopped reading. A write in progress ends at once, which leaves a
+// frame unfinished; otherwise flushFinal can still send a close.
+func (w *frameWriter) cut() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	if w.busy {
+		w.broken = true
+		w.conn.SetWriteDeadline(time.Now())
+	}
+}
+
+// state reports whether cut was called and whether it broke a frame.
+func (w *frameWriter) state() (stopped, broken bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stopped, w.broken
 }
 
 // maskBytes XORs b with the masking key, the first byte of b with key[0].

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -59,6 +61,14 @@ func (cl *dialClient) run(ctx context.Context) error {
 // "Could not connect: ..." and returned as errReported (exit code 1).
 func (cl *dialClient) dial(ctx context.Context) (*websocket.Conn, *http.Response, error) {
 	ws, resp, err := cl.connect(ctx)
+	if err != nil && !cl.deadline.IsZero() && !time.Now().Before(cl.deadline) {
+		cl.note(slog.LevelError, evError, fmt.Sprintf("Timeout: --%s %s passed while connecting", flagTimeout, cl.cfg.timeout))
+		return nil, nil, &abnormalError{errReported}
+	}
+	if err != nil && ctx.Err() != nil {
+		cl.note(slog.LevelError, evError, "Could not connect: "+cl.cfg.url+": interrupted")
+		return nil, nil, errReported
+	}
 	if err != nil {
 		msg := "Could not connect: " + explainConnectError(cl.cfg.url, resp, err, cl.cfg.handshake)
 		cl.note(slog.LevelError, evError, msg)
@@ -83,11 +93,45 @@ func (cl *dialClient) connect(ctx context.Context) (*websocket.Conn, *http.Respo
 		ctx, cancel = context.WithDeadline(ctx, cl.deadline)
 		defer cancel()
 	}
-	ws, resp, err := cl.cfg.handshake.dialer(onRequest).DialContext(ctx, cl.cfg.url, cl.cfg.handshake.header)
+	d := cl.cfg.handshake.dialer(onRequest)
+	defer interruptible(ctx, d)()
+	ws, resp, err := d.DialContext(ctx, cl.cfg.url, cl.cfg.handshake.header)
 	if verbose && resp != nil {
 		cl.log.Debug(formatResponse(resp), "event", evOpen)
 	}
 	return ws, resp, err
+}
+
+// interruptible makes d's handshake end as soon as ctx does: gorilla turns
+// a context's deadline into a socket deadline but ignores its cancellation
+// once the TCP connection is made, so Ctrl-C would wait for the server's
+// answer. The returned function releases the watch once the handshake is
+// over.
+func interruptible(ctx context.Context, d *websocket.Dialer) (release func()) {
+	var mu sync.Mutex
+	var stops []func() bool
+	base := d.NetDialContext
+	if base == nil {
+		base = (&net.Dialer{}).DialContext
+	}
+	d.NetDialContext = func(dctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := base(dctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+		mu.Lock()
+		stops = append(stops, stop)
+		mu.Unlock()
+		return conn, nil
+	}
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, stop := range stops {
+			stop()
+		}
+	}
 }
 
 // serve serves ws, and with --reconnect the connections that replace it,

@@ -135,7 +135,9 @@ func (o *ttyOut) detach() (was bool) {
 // editing wraps correctly. The returned function stops it.
 func followSize(t *term.Terminal, fd int) func() {
 	resize := func() {
-		if w, h, err := term.GetSize(fd); err == nil {
+		// A terminal that reports no size (some containers, emacs) keeps
+		// x/term's 80 columns: a width of 0 would wrap every character.
+		if w, h, err := term.GetSize(fd); err == nil && w > 0 && h > 0 {
 			t.SetSize(w, h)
 		}
 	}

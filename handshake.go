@@ -276,10 +276,9 @@ func normalizeURL(s string) (u string, userinfo string, err error) {
 		return "", "", usagef("invalid URL %q: the scheme must be ws, wss, http or https", s)
 	}
 	if p.User != nil {
-		userinfo = p.User.String()
-		if pw, ok := p.User.Password(); ok {
-			userinfo = p.User.Username() + ":" + pw
-		}
+		// A user without a password sends an empty one, as curl does.
+		pw, _ := p.User.Password()
+		userinfo = p.User.Username() + ":" + pw
 		p.User = nil
 	}
 	if p.Hostname() == "" {

@@ -77,6 +77,10 @@ func flagsFirst(flags []cli.Flag, args []string) (out []string, help bool) {
 		case takesValue[name] && i+1 < len(args):
 			i++
 			flagArgs = append(flagArgs, args[i])
+		case takesValue[name]:
+			// Its value is missing: end with it, so the flag parser says
+			// "flag needs an argument" instead of taking the "--" as it.
+			return flagArgs, help
 		}
 	}
 	return append(append(flagArgs, "--"), positional...), help

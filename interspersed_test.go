@@ -32,7 +32,7 @@ func TestFlagsFirst(t *testing.T) {
 		{"double dash ends flags", []string{"URL", "--", "-v"}, []string{"--", "URL", "-v"}, false},
 		{"lone dash is an argument", []string{"-", "--verbose"}, []string{"--verbose", "--", "-"}, false},
 		{"unknown flag kept for urfave to refuse", []string{"URL", "--nope"}, []string{"--nope", "--", "URL"}, false},
-		{"value missing at the end", []string{"URL", "--header"}, []string{"--header", "--", "URL"}, false},
+		{"value missing at the end", []string{"URL", "--header"}, []string{"--header"}, false},
 		{"help after the URL", []string{"URL", "--help"}, []string{"--help", "--", "URL"}, true},
 		{"-h", []string{"-h"}, []string{"-h", "--"}, true},
 		{"help as a value is not help", []string{"-H", "--help", "URL"}, []string{"--header", "--help", "--", "URL"}, false},

@@ -104,18 +104,28 @@ func (e *abnormalError) Unwrap() error { return e.err }
 // they exit 2 with a message naming the flag instead of printing the help.
 func onUsageError(_ *cli.Context, err error, _ bool) error {
 	if m := undefinedFlag.FindStringSubmatch(err.Error()); m != nil {
-		name := "-" + m[1]
-		if len(m[1]) > 1 {
-			name = "--" + m[1]
-		}
-		return usagef("unknown flag %s (see --help)", name)
+		return usagef("unknown flag %s (see --help)", dashed(m[1]))
+	}
+	if m := valueMissing.FindStringSubmatch(err.Error()); m != nil {
+		return usagef("flag %s needs a value (see --help)", dashed(m[1]))
 	}
 	return &usageError{err}
 }
 
-// undefinedFlag matches the flag package's message for an unknown flag,
-// which always shows a single dash.
-var undefinedFlag = regexp.MustCompile(`^flag provided but not defined: -+(.+)$`)
+// The flag package's messages for an unknown flag and a flag without its
+// value, which always show a single dash.
+var (
+	undefinedFlag = regexp.MustCompile(`^flag provided but not defined: -+(.+)$`)
+	valueMissing  = regexp.MustCompile(`^flag needs an argument: -+(.+)$`)
+)
+
+// dashed writes a flag name as users type it: -x, --name.
+func dashed(name string) string {
+	if len(name) > 1 {
+		return "--" + name
+	}
+	return "-" + name
+}
 
 // rootAction runs for "wsx" with no command, or with one that does not exist.
 func rootAction(c *cli.Context) error {

@@ -280,6 +280,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"zero max-conns", []string{"echo", "--max-conns", "0"}, "max-conns"},
 		{"bad subprotocol", []string{"echo", "--subprotocol", "a b"}, "subprotocol"},
 		{"unknown command", []string{"nope"}, "nope"},
+		{"value missing after the URL", []string{"dial", "ws://127.0.0.1:1/", "-x"}, "flag --execute needs a value"},
 		{"prefix not UTF-8", []string{"echo", "--prefix", "\xff"}, "--prefix"},
 		{"welcome not UTF-8", []string{"serve", "--welcome", "\xff"}, "--welcome"},
 	}
