@@ -208,3 +208,14 @@ func TestDialInterruptStuckWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestDialTimeoutWhileConnecting: --timeout bounds the whole run, the
+// handshake included, and is an abnormal end (3), not "could not connect".
+func TestDialTimeoutWhileConnecting(t *testing.T) {
+	ln := silentServer(t)
+	var stderr syncBuffer
+	code := run(context.Background(), []string{"wsx", "dial", ln.Addr().String(), "--timeout", "300ms"}, strings.NewReader(""), io.Discard, &stderr)
+	if code != exitAbnormal || !strings.Contains(stderr.String(), "Timeout: --timeout 300ms passed while connecting") {
+		t.Errorf("exit %d, stderr %q; want 3 and the timeout", code, stderr.String())
+	}
+}
