@@ -185,15 +185,11 @@ func (c *wsConn) closeWith(code int, reason string, grace time.Duration) {
 	c.mu.Unlock()
 	if grace == 0 {
 		c.raw.SetWriteDeadline(time.Now().Add(time.Second))
-		c.mu.Lock()
-		c.closing = true
-		c.mu.Unlock()
-	}
-	c.flushAsync()
-	if grace == 0 {
+		c.flushAsync()
 		c.finish()
 		return
 	}
+	c.flushAsync()
 	time.AfterFunc(grace, c.abort)
 }
 

@@ -55,20 +55,8 @@ func BenchmarkDialPipe(b *testing.B) {
 			if c.name == "wscat" {
 				args = []string{"-c", srv.url}
 			}
-			cmd := exec.Command(path, args...)
-			stdin, err := cmd.StdinPipe()
-			if err != nil {
-				b.Fatal(err)
-			}
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			benchPipe(b, stdin, bufio.NewReaderSize(stdout, 64<<10), batch)
+			p := startProcess(b, path, args...)
+			benchPipe(b, p.stdin, p.stdout, batch)
 		})
 	}
 }

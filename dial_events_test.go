@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"io"
 	"net/http"
-	"os/exec"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -186,38 +184,8 @@ func TestDialReconnect(t *testing.T) {
 	url := srv.startLineURL(t)
 	addr := strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/")
 
-	cmd := exec.Command(wsxBinary, "dial", url, "--reconnect", "--reconnect-max", "500ms", "--wait", "300ms")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := new(syncBuffer)
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	}()
-	lines := make(chan string, 10)
-	go func() {
-		r := bufio.NewReader(stdout)
-		for {
-			l, err := r.ReadString('\n')
-			if err != nil {
-				close(lines)
-				return
-			}
-			lines <- strings.TrimSuffix(l, "\n")
-		}
-	}()
+	dial := startWSX(t, "dial", url, "--reconnect", "--reconnect-max", "500ms", "--wait", "300ms")
+	stdin, stderr, lines := dial.stdin, dial.stderr, dial.lines()
 	expect := func(want string) {
 		t.Helper()
 		select {
@@ -261,14 +229,7 @@ func TestDialReconnect(t *testing.T) {
 	expect("four")
 
 	stdin.Close()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(testTimeout):
-		t.Fatalf("wsx dial did not exit after stdin closed; stderr:\n%s", stderr.String())
-	}
-	if code := cmd.ProcessState.ExitCode(); code != exitOK {
+	if code := dial.wait(t); code != exitOK {
 		t.Errorf("exit code %d, want 0; stderr:\n%s", code, stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "Connection closed (1006 - connection lost") {

@@ -133,28 +133,6 @@ func TestDialConnectTimeout(t *testing.T) {
 	}
 }
 
-// TestDialInterruptDuringHandshake: Ctrl-C ends a connection attempt that
-// the server accepted but never answers, however long --connect-timeout.
-func TestDialInterruptDuringHandshake(t *testing.T) {
-	ln := silentServer(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var stderr syncBuffer
-	go func() {
-		done <- run(ctx, []string{"wsx", "dial", ln.Addr().String(), "--connect-timeout", "1h"}, strings.NewReader(""), io.Discard, &stderr)
-	}()
-	time.Sleep(200 * time.Millisecond) // connected, waiting for the answer
-	cancel()
-	select {
-	case code := <-done:
-		if code != exitFailure || !strings.Contains(stderr.String(), "interrupted") {
-			t.Errorf("exit %d, stderr %q; want 1 and why", code, stderr.String())
-		}
-	case <-time.After(testTimeout):
-		t.Fatal("Ctrl-C did not interrupt the handshake")
-	}
-}
-
 // TestDialInterruptStuckWrite: Ctrl-C and --timeout end a write stuck on a
 // server that stopped reading.
 func TestDialInterruptStuckWrite(t *testing.T) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -366,36 +365,13 @@ func TestDialWaitZeroAndForever(t *testing.T) {
 // still running: output is not held back until exit.
 func TestDialFlushesPromptly(t *testing.T) {
 	srv := newTestServer(t, "echo", "--prefix", "")
-	cmd := exec.Command(wsxBinary, "dial", srv.url, "--wait", "-1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdoutPipe, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	lines := make(chan string)
-	go func() {
-		r := bufio.NewReader(stdoutPipe)
-		for {
-			l, err := r.ReadString('\n')
-			if err != nil {
-				close(lines)
-				return
-			}
-			lines <- l
-		}
-	}()
+	p := startWSX(t, "dial", srv.url, "--wait", "-1")
+	lines := p.lines()
 	for _, msg := range []string{"first", "second"} {
-		io.WriteString(stdin, msg+"\n")
+		io.WriteString(p.stdin, msg+"\n")
 		select {
 		case l := <-lines:
-			if l != msg+"\n" {
+			if l != msg {
 				t.Fatalf("got %q, want %q", l, msg)
 			}
 		case <-time.After(testTimeout):

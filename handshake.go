@@ -289,3 +289,16 @@ func normalizeURL(s string) (u string, userinfo string, err error) {
 	}
 	return p.String(), userinfo, nil
 }
+
+// offersDeflate reports whether a handshake header lists permessage-deflate.
+func offersDeflate(h http.Header) bool {
+	for _, v := range h.Values("Sec-WebSocket-Extensions") {
+		for _, ext := range strings.Split(v, ",") {
+			name, _, _ := strings.Cut(ext, ";")
+			if strings.TrimSpace(name) == "permessage-deflate" {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -356,23 +356,27 @@ func TestDialProxy(t *testing.T) {
 	}
 }
 
-// TestDialInterruptWhileConnecting checks that an interrupt while
-// connecting ends the attempt.
+// TestDialInterruptWhileConnecting checks that an interrupt ends a
+// connection attempt, before the TCP connection is made and while the
+// server holds the handshake unanswered, however long --connect-timeout.
 func TestDialInterruptWhileConnecting(t *testing.T) {
-	ln := silentServer(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var stderr syncBuffer
-	go func() {
-		done <- run(ctx, []string{"wsx", "dial", ln.Addr().String()}, strings.NewReader(""), io.Discard, &stderr)
-	}()
-	cancel()
-	select {
-	case code := <-done:
-		if code != exitFailure || !strings.Contains(stderr.String(), "Could not connect: ") {
-			t.Errorf("exit %d, stderr %q", code, stderr.String())
+	for _, after := range []time.Duration{0, 200 * time.Millisecond} {
+		ln := silentServer(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan int, 1)
+		var stderr syncBuffer
+		go func() {
+			done <- run(ctx, []string{"wsx", "dial", ln.Addr().String(), "--connect-timeout", "1h"}, strings.NewReader(""), io.Discard, &stderr)
+		}()
+		time.Sleep(after)
+		cancel()
+		select {
+		case code := <-done:
+			if code != exitFailure || !strings.Contains(stderr.String(), "Could not connect: ") || !strings.Contains(stderr.String(), "interrupted") {
+				t.Errorf("interrupt after %s: exit %d, stderr %q; want 1 and why", after, code, stderr.String())
+			}
+		case <-time.After(testTimeout):
+			t.Fatalf("interrupt after %s did not end the connection attempt", after)
 		}
-	case <-time.After(testTimeout):
-		t.Fatal("an interrupted connection attempt did not end")
 	}
 }

@@ -195,9 +195,16 @@ type wsxProcess struct {
 
 // startWSX starts the built binary and returns once it is running. It is
 // killed when the test ends if still running.
-func startWSX(t *testing.T, args ...string) *wsxProcess {
+func startWSX(t testing.TB, args ...string) *wsxProcess {
 	t.Helper()
-	cmd := exec.Command(wsxBinary, args...)
+	return startProcess(t, wsxBinary, args...)
+}
+
+// startProcess starts the program at path with pipes for stdin and stdout,
+// as startWSX does; benchmarks also run peers such as wscat with it.
+func startProcess(t testing.TB, path string, args ...string) *wsxProcess {
+	t.Helper()
+	cmd := exec.Command(path, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +213,7 @@ func startWSX(t *testing.T, args ...string) *wsxProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &wsxProcess{cmd: cmd, stdin: stdin, stdout: bufio.NewReader(stdout), stderr: new(syncBuffer)}
+	p := &wsxProcess{cmd: cmd, stdin: stdin, stdout: bufio.NewReaderSize(stdout, 64<<10), stderr: new(syncBuffer)}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -218,6 +225,23 @@ func startWSX(t *testing.T, args ...string) *wsxProcess {
 		}
 	})
 	return p
+}
+
+// lines reads stdout in a goroutine and sends each line without its
+// newline; the channel is closed at the end of stdout.
+func (p *wsxProcess) lines() <-chan string {
+	ch := make(chan string, 100)
+	go func() {
+		defer close(ch)
+		for {
+			l, err := p.stdout.ReadString('\n')
+			if err != nil {
+				return
+			}
+			ch <- strings.TrimSuffix(l, "\n")
+		}
+	}()
+	return ch
 }
 
 // startLineURL reads the start line from the process's stdout.

@@ -201,17 +201,3 @@ func (l originList) allowed(r *http.Request) bool {
 	}
 	return false
 }
-
-// offersDeflate reports whether the client offered permessage-deflate,
-// which gorilla then accepts when compression is enabled.
-func offersDeflate(h http.Header) bool {
-	for _, v := range h.Values("Sec-WebSocket-Extensions") {
-		for _, ext := range strings.Split(v, ",") {
-			name, _, _ := strings.Cut(ext, ";")
-			if strings.TrimSpace(name) == "permessage-deflate" {
-				return true
-			}
-		}
-	}
-	return false
-}
