@@ -20,24 +20,6 @@ const (
 	defaultReconnectMax = 30 * time.Second // --reconnect-max
 )
 
-// Names of the dial flags. --ping-interval is flagPingInterval, as for the
-// servers.
-const (
-	flagBinary       = "binary"
-	flagWhole        = "whole"
-	flagRawBinary    = "raw-binary"
-	flagWait         = "wait"
-	flagExecute      = "execute"
-	flagCount        = "count"
-	flagTimeout      = "timeout"
-	flagShowPing     = "show-ping"
-	flagJSONL        = "jsonl"
-	flagReconnect    = "reconnect"
-	flagReconnectMax = "reconnect-max"
-	flagFragment     = "fragment"
-	flagTimestamps   = "timestamps"
-)
-
 // dialCommand is wsx dial: the client, interactive at a terminal and line
 // by line in a pipe. Its flags may come before or after the URL.
 func dialCommand() *cli.Command {
@@ -250,7 +232,7 @@ func pipe(ctx context.Context, cfg dialConfig, o logOptions, in io.Reader) error
 		f = jsonFormat
 	}
 	p := newPrinter(o.stdout, f)
-	cl := newClient(cfg, o.logger(), queue, p)
+	cl := newDialClient(cfg, o.logger(), queue, p)
 	cl.pingsToLog = !cfg.jsonl
 	err := cl.run(ctx)
 	if perr := p.close(); err == nil {

@@ -9,11 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/term"
@@ -43,7 +41,7 @@ func interactive(ctx context.Context, cfg dialConfig, o logOptions, stdin, stdou
 	quit := make(chan struct{})
 	stop := make(chan struct{})
 	defer close(stop)
-	cl := newClient(cfg, o.logger(), queue, nil)
+	cl := newDialClient(cfg, o.logger(), queue, nil)
 	cl.quit = quit
 	// Connect before the terminal goes raw, so that Ctrl-C still interrupts
 	// a slow connection attempt.
@@ -64,7 +62,7 @@ func interactive(ctx context.Context, cfg dialConfig, o logOptions, stdin, stdou
 	}{stdin, stdout}, prompt)
 	stopResize := followSize(t, int(stdout.Fd()))
 	defer stopResize()
-	hist, err := openHistory(historyPath())
+	hist, err := openPromptHistory(promptHistoryPath())
 	if err != nil {
 		fmt.Fprintf(t, "History is not kept: %v\n", err)
 	}
@@ -134,31 +132,17 @@ func (o *ttyOut) detach() (was bool) {
 // followSize keeps the terminal's idea of its width current, so line
 // editing wraps correctly. The returned function stops it.
 func followSize(t *term.Terminal, fd int) func() {
+	var width, height int
 	resize := func() {
 		// A terminal that reports no size (some containers, emacs) keeps
 		// x/term's 80 columns: a width of 0 would wrap every character.
-		if w, h, err := term.GetSize(fd); err == nil && w > 0 && h > 0 {
+		if w, h, err := term.GetSize(fd); err == nil && w > 0 && h > 0 && (w != width || h != height) {
+			width, height = w, h
 			t.SetSize(w, h)
 		}
 	}
 	resize()
-	winch := make(chan os.Signal, 1)
-	signal.Notify(winch, syscall.SIGWINCH)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-winch:
-				resize()
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(winch)
-		close(done)
-	}
+	return watchResize(resize)
 }
 
 // readTerminal reads the lines typed at the prompt and sends what they ask

@@ -81,7 +81,7 @@ func TestTTYFormat(t *testing.T) {
 
 func TestHistory(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state", "wsx", "history")
-	h, err := openHistory(path)
+	h, err := openPromptHistory(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,22 +95,22 @@ func TestHistory(t *testing.T) {
 	if info, err := os.Stat(path); err != nil || info.Mode().Perm() != 0o600 {
 		t.Errorf("history file: %v, mode %v; want private to the user", err, info)
 	}
-	h, err = openHistory(path)
+	h, err = openPromptHistory(path)
 	if err != nil || strings.Join(h.entries, ",") != "one,two,three" {
 		t.Errorf("reopened history %q, %v", h.entries, err)
 	}
-	for i := 0; i < historyMax+10; i++ {
+	for i := 0; i < promptHistoryMax+10; i++ {
 		h.Add(strings.Repeat("x", i%7) + "y")
 	}
 	h.close()
-	if h.Len() != historyMax {
-		t.Errorf("history holds %d lines, want at most %d", h.Len(), historyMax)
+	if h.Len() != promptHistoryMax {
+		t.Errorf("history holds %d lines, want at most %d", h.Len(), promptHistoryMax)
 	}
-	h, _ = openHistory(path)
+	h, _ = openPromptHistory(path)
 	defer h.close()
 	data, _ := os.ReadFile(path)
-	if h.Len() != historyMax || strings.Count(string(data), "\n") != historyMax {
-		t.Errorf("reopened: %d lines, file %d lines; want the file cut to %d", h.Len(), strings.Count(string(data), "\n"), historyMax)
+	if h.Len() != promptHistoryMax || strings.Count(string(data), "\n") != promptHistoryMax {
+		t.Errorf("reopened: %d lines, file %d lines; want the file cut to %d", h.Len(), strings.Count(string(data), "\n"), promptHistoryMax)
 	}
 }
 

@@ -15,12 +15,6 @@ import (
 // tutorials' echo API does.
 const defaultPrefix = "Data received: "
 
-// Names of the echo flags.
-const (
-	flagPrefix = "prefix"
-	flagReply  = "reply"
-)
-
 // echoCommand is wsx echo: a server that answers every message.
 func echoCommand() *cli.Command {
 	return &cli.Command{
@@ -37,7 +31,7 @@ func echoCommand() *cli.Command {
 message, in the same message type; binary stays binary, byte-exact.
 --reply replaces that with a Go text/template over .Data (the message),
 .Type ("text" or "binary"), .ID (connection id), .Remote and .Time.`,
-		Flags: append(append(serverFlags(), globalFlags()...),
+		Flags: append(append(wsServerFlags(), globalFlags()...),
 			&cli.StringFlag{Name: flagPrefix, Value: defaultPrefix, Usage: "put `TEXT` before each echoed message (\"\" for a pure echo)"},
 			&cli.StringFlag{Name: flagReply, Usage: "reply with this Go `TEMPLATE` instead (fields .Data .Type .ID .Remote .Time)"},
 			welcomeFlag(),
@@ -52,14 +46,14 @@ message, in the same message type; binary stays binary, byte-exact.
 				return err
 			}
 			s := newWSServer(cfg.server, &echoApp{cfg: cfg}, o.logger(), "wsx echo")
-			return runServer(c.Context, cfg.server, s, s, o.stdout)
+			return runWSServer(c.Context, cfg.server, s, s, o.stdout)
 		},
 	}
 }
 
 // echoConfig is wsx echo's configuration.
 type echoConfig struct {
-	server  serverConfig
+	server  wsServerConfig
 	prefix  []byte             // put before each echoed message
 	reply   *template.Template // replaces prefix+message when set
 	welcome string             // sent to each client on connect; empty sends nothing
@@ -69,7 +63,7 @@ type echoConfig struct {
 // once, so a bad template is a usage error at start rather than a silent
 // failure on the first message.
 func readEchoConfig(c *cli.Context) (echoConfig, error) {
-	server, err := readServerConfig(c)
+	server, err := readWSServerConfig(c)
 	if err != nil {
 		return echoConfig{}, err
 	}

@@ -29,24 +29,14 @@ const (
 	kindLeave          // a client left the room
 )
 
-// broker carries published messages to every hub that serves their room.
-// The in-process broker has one hub; a backplane (such as Redis) would
-// deliver to the hubs of every wsx process.
-type broker interface {
-	publish(m *chatMessage)
-}
-
-// localBroker delivers straight to the one hub of this process.
-type localBroker struct{ h *hub }
-
-func (b localBroker) publish(m *chatMessage) { b.h.deliver(m) }
-
 // hubConfig is what the hub needs of serve's configuration.
 type hubConfig struct {
-	history      int  // messages kept per room for late joiners
-	historyBytes int  // and at most this many bytes of them
-	includeSelf  bool // a sender receives its own messages
-	notices      bool // raw clients get text notices of joins and leaves
+	history      int     // messages kept per room for late joiners
+	historyBytes int     // and at most this many bytes of them
+	includeSelf  bool    // a sender receives its own messages
+	notices      bool    // raw clients get text notices of joins and leaves
+	welcome      string  // --welcome: sent to each new member
+	rate         float64 // --rate: messages per second per member; 0 = unlimited
 
 	// flushInterval is the least time between two fan-outs of a shard,
 	// so at most one socket write per client per interval: at high rates
@@ -76,7 +66,7 @@ func newHub(cfg hubConfig, log *slog.Logger, st *store, loaded []*chatMessage, n
 		idBase: strconv.FormatInt(time.Now().UnixMilli(), 36) + "-"}
 	h.broker = localBroker{h}
 	for range max(n, 1) {
-		h.shards = append(h.shards, &shard{h: h, wake: make(chan struct{}, 1), members: make(map[string][]*client), roomIndex: make(map[string]int)})
+		h.shards = append(h.shards, &shard{h: h, wake: make(chan struct{}, 1), members: make(map[string][]*member), roomIndex: make(map[string]int)})
 	}
 	for _, m := range loaded {
 		r := h.room(m.room)
@@ -102,7 +92,7 @@ func (h *hub) room(name string) *room {
 	defer h.mu.Unlock()
 	r, ok := h.rooms[name]
 	if !ok {
-		r = &room{name: name, members: make(map[*client]struct{})}
+		r = &room{name: name, members: make(map[*member]struct{})}
 		h.rooms[name] = r
 	}
 	return r
@@ -190,7 +180,7 @@ func (h *hub) deliver(m *chatMessage) {
 
 // join adds a client to its room: the client gets the welcome and the
 // history, then every message after them, none twice and none missed.
-func (h *hub) join(c *client) {
+func (h *hub) join(c *member) {
 	r := h.lockRoom(c.room)
 	c.joinOrd = h.ord.Load() // every event of the room so far is ≤ this
 	r.members[c] = struct{}{}
@@ -203,7 +193,7 @@ func (h *hub) join(c *client) {
 }
 
 // leave removes a client from its room.
-func (h *hub) leave(c *client) {
+func (h *hub) leave(c *member) {
 	r := h.lockRoom(c.room)
 	delete(r.members, c)
 	r.count.Add(-1)
@@ -211,50 +201,4 @@ func (h *hub) leave(c *client) {
 	h.forgetIfUnusedLocked(r)
 	r.mu.Unlock()
 	h.publish(&chatMessage{kind: kindLeave, room: c.room, from: c.name, fromConn: c.conn.id, sender: c, time: time.Now()})
-}
-
-// room is one room's order, history and membership.
-type room struct {
-	name  string
-	count atomic.Int64 // members, readable without the lock
-
-	mu        sync.Mutex
-	forgotten bool   // dropped from the hub; lockRoom looks again
-	seq       uint64 // number of the last message
-	history   []*chatMessage
-	// historyBytes is the data size of the history.
-	historyBytes int
-	members      map[*client]struct{}
-}
-
-// remember appends m to the history, keeping the last n messages and, of
-// those, no more than maxBytes of data (the newest message always): every
-// joiner gets a copy of the history, so its size must be bounded like a
-// client's send queue.
-func (r *room) remember(m *chatMessage, n, maxBytes int) {
-	if n <= 0 {
-		return
-	}
-	r.history = append(r.history, m)
-	r.historyBytes += len(m.data)
-	drop := 0
-	for len(r.history)-drop > n || (r.historyBytes > maxBytes && len(r.history)-drop > 1) {
-		r.historyBytes -= len(r.history[drop].data)
-		drop++
-	}
-	if drop > 0 {
-		// Shift rather than reslice, so the array does not grow forever.
-		k := copy(r.history, r.history[drop:])
-		clear(r.history[k:])
-		r.history = r.history[:k]
-	}
-}
-
-// online lists the members. The caller holds r.mu.
-func (r *room) online() []onlineUser {
-	list := make([]onlineUser, 0, len(r.members))
-	for c := range r.members {
-		list = append(list, onlineUser{Conn: c.conn.id, Name: c.name})
-	}
-	return list
 }

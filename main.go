@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"regexp"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -21,17 +20,6 @@ const (
 	exitFailure  = 1 // runtime failure: could not listen, could not connect
 	exitUsage    = 2 // bad flags or arguments; the message names them
 	exitAbnormal = 3 // the connection ended abnormally (dial)
-)
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
-// Names of the global flags, read by every command through globalOptions.
-const (
-	flagNoColor   = "no-color"
-	flagQuiet     = "quiet"
-	flagVerbose   = "verbose"
-	flagLogFormat = "log-format"
 )
 
 const exitCodesHelp = `EXIT CODES:
@@ -83,50 +71,6 @@ func exitCodeOf(err error) int {
 	}
 }
 
-// usageError is a bad flag or argument: exit code 2.
-type usageError struct{ err error }
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
-
-// usagef returns a usageError with a formatted message.
-func usagef(format string, args ...any) error {
-	return &usageError{fmt.Errorf(format, args...)}
-}
-
-// abnormalError is a connection that ended abnormally: exit code 3.
-type abnormalError struct{ err error }
-
-func (e *abnormalError) Error() string { return e.err.Error() }
-func (e *abnormalError) Unwrap() error { return e.err }
-
-// onUsageError turns urfave/cli's flag parsing errors into usageErrors, so
-// they exit 2 with a message naming the flag instead of printing the help.
-func onUsageError(_ *cli.Context, err error, _ bool) error {
-	if m := undefinedFlag.FindStringSubmatch(err.Error()); m != nil {
-		return usagef("unknown flag %s (see --help)", dashed(m[1]))
-	}
-	if m := valueMissing.FindStringSubmatch(err.Error()); m != nil {
-		return usagef("flag %s needs a value (see --help)", dashed(m[1]))
-	}
-	return &usageError{err}
-}
-
-// The flag package's messages for an unknown flag and a flag without its
-// value, which always show a single dash.
-var (
-	undefinedFlag = regexp.MustCompile(`^flag provided but not defined: -+(.+)$`)
-	valueMissing  = regexp.MustCompile(`^flag needs an argument: -+(.+)$`)
-)
-
-// dashed writes a flag name as users type it: -x, --name.
-func dashed(name string) string {
-	if len(name) > 1 {
-		return "--" + name
-	}
-	return "-" + name
-}
-
 // rootAction runs for "wsx" with no command, or with one that does not exist.
 func rootAction(c *cli.Context) error {
 	if c.Args().Present() {
@@ -166,15 +110,4 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		cmd.CustomHelpTemplate = cli.CommandHelpTemplate + "\n" + exitCodesHelp
 	}
 	return app
-}
-
-// globalFlags are accepted before the command name and, because users type
-// "wsx echo -v", after it too: every command adds them to its own flags.
-func globalFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.BoolFlag{Name: flagNoColor, Usage: "never colour the output (a non-empty NO_COLOR variable does the same)"},
-		&cli.BoolFlag{Name: flagQuiet, Aliases: []string{"q"}, Usage: "log only errors"},
-		&cli.BoolFlag{Name: flagVerbose, Aliases: []string{"v"}, Usage: "log every message (servers) or the handshake (dial)"},
-		&cli.StringFlag{Name: flagLogFormat, Value: "text", Usage: "log `FORMAT`: text or json"},
-	}
 }

@@ -1,22 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
-	"net/http"
 	"runtime"
-	"strings"
 	"time"
-	"unicode/utf8"
 
-	"github.com/gorilla/websocket"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/time/rate"
 )
 
 // Defaults of the serve flags.
@@ -25,25 +15,6 @@ const (
 	defaultFlushInterval = 4 * time.Millisecond
 	lobby                = "lobby" // the room of "/"
 	serverName           = "server"
-
-	// floodFactor: a client whose dropped messages in a row exceed this many
-	// seconds' worth of --rate is closed with 1008.
-	floodFactor = 5
-)
-
-// Names of the serve flags.
-const (
-	flagIncludeSelf = "include-self"
-	flagNotices     = "notices"
-	flagStdin       = "stdin"
-	flagStdinRoom   = "stdin-room"
-	flagToken       = "token"
-	flagUsers       = "users"
-	flagHistory     = "history"
-	flagStore       = "store"
-	flagSendQueue   = "send-queue"
-	flagRate        = "rate"
-	flagFlush       = "flush-interval"
 )
 
 // serveCommand is wsx serve: the broadcast chat server.
@@ -62,7 +33,7 @@ type, to every other client of its room: the URL path (/ is the lobby,
 /team-a is room team-a). Clients that ask for the subprotocol wsx.chat.v1
 receive JSON events instead (see README). A plain GET serves the chat page;
 GET /healthz answers JSON.`,
-		Flags: append(append(serverFlags(), globalFlags()...),
+		Flags: append(append(wsServerFlags(), globalFlags()...),
 			&cli.BoolFlag{Name: flagIncludeSelf, Usage: "relay a client's messages back to it too"},
 			&cli.BoolFlag{Name: flagNotices, Usage: "send raw clients text notices of joins and leaves"},
 			welcomeFlag(),
@@ -92,19 +63,17 @@ GET /healthz answers JSON.`,
 
 // serveConfig is wsx serve's configuration.
 type serveConfig struct {
-	server    serverConfig
+	server    wsServerConfig
 	hub       hubConfig
-	welcome   string     // sent to each new client
 	stdin     bool       // relay stdin lines
 	stdinRoom string     // room of the stdin lines
 	auth      authConfig // who may connect, with which role
 	store     string     // JSON-lines file of all messages
-	rate      float64    // messages per second per client; 0 = unlimited
 }
 
 // readServeConfig reads and validates the serve flags.
 func readServeConfig(c *cli.Context) (serveConfig, error) {
-	server, err := readServerConfig(c)
+	server, err := readWSServerConfig(c)
 	if err != nil {
 		return serveConfig{}, err
 	}
@@ -116,15 +85,15 @@ func readServeConfig(c *cli.Context) (serveConfig, error) {
 			includeSelf:   c.Bool(flagIncludeSelf),
 			notices:       c.Bool(flagNotices),
 			flushInterval: c.Duration(flagFlush),
+			welcome:       c.String(flagWelcome),
+			rate:          c.Float64(flagRate),
 		},
-		welcome:   c.String(flagWelcome),
 		stdin:     c.Bool(flagStdin),
 		stdinRoom: c.String(flagStdinRoom),
 		auth:      authConfig{token: c.String(flagToken)},
 		store:     c.String(flagStore),
-		rate:      c.Float64(flagRate),
 	}
-	if err := validText(flagWelcome, cfg.welcome); err != nil {
+	if err := validText(flagWelcome, cfg.hub.welcome); err != nil {
 		return cfg, err
 	}
 	queue, err := parseSize(c.String(flagSendQueue))
@@ -138,7 +107,7 @@ func readServeConfig(c *cli.Context) (serveConfig, error) {
 		return cfg, usagef("invalid value for flag --%s: must not be negative", flagHistory)
 	case cfg.hub.flushInterval < 0:
 		return cfg, usagef("invalid value for flag --%s: must not be negative", flagFlush)
-	case cfg.rate < 0:
+	case cfg.hub.rate < 0:
 		return cfg, usagef("invalid value for flag --%s: must not be negative", flagRate)
 	case !validRoom(cfg.stdinRoom):
 		return cfg, usagef("invalid value %q for flag --%s", cfg.stdinRoom, flagStdinRoom)
@@ -175,126 +144,5 @@ func runServe(ctx context.Context, cfg serveConfig, o logOptions, stdin io.Reade
 	if cfg.stdin {
 		go a.relayStdin(stdin)
 	}
-	return runServer(ctx, cfg.server, ws, a.routes(ws), o.stdout)
-}
-
-// chatApp admits chat clients and serves the HTTP side of wsx serve.
-type chatApp struct {
-	cfg *serveConfig
-	hub *hub
-	ws  *wsServer
-}
-
-// routes is serve's HTTP handler: WebSocket upgrades on any path join the
-// path's room; plain requests get /healthz, the reserved /api/, or the
-// chat page.
-func (a *chatApp) routes(ws http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", a.healthz)
-	mux.Handle("GET /api/", http.NotFoundHandler()) // the publish API's place
-	mux.HandleFunc("GET /", servePage)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if websocket.IsWebSocketUpgrade(r) {
-			ws.ServeHTTP(w, r)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
-}
-
-// healthz answers the server's state as JSON.
-func (a *chatApp) healthz(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(struct {
-		Status      string `json:"status"`
-		Connections int64  `json:"connections"`
-		Rooms       int    `json:"rooms"`
-	}{"ok", a.ws.active.Load(), a.hub.activeRooms()})
-}
-
-// roomOf is the room a request path names: "/" is the lobby.
-func roomOf(path string) string {
-	room := strings.Trim(path, "/")
-	if room == "" {
-		return lobby
-	}
-	return room
-}
-
-// validRoom reports whether a room name is usable: non-empty printable text.
-func validRoom(room string) bool {
-	if room == "" || len(room) > 128 {
-		return false
-	}
-	for _, r := range room {
-		if r < ' ' || r == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// admit authenticates the request and picks the client's room and name.
-func (a *chatApp) admit(r *http.Request) (session, *httpError) {
-	room := roomOf(r.URL.Path)
-	if !validRoom(room) {
-		return nil, &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("invalid room %q", room)}
-	}
-	u, herr := a.cfg.auth.authenticate(r, room)
-	if herr != nil {
-		return nil, herr
-	}
-	name := u.name
-	if name == "" {
-		if name = r.URL.Query().Get("name"); name == "" {
-			name = u.basicName
-		}
-		if herr := a.checkChosenName(name); herr != nil {
-			return nil, herr
-		}
-	}
-	c := &client{hub: a.hub, cfg: a.cfg, room: room, name: name, role: u.role}
-	if a.cfg.rate > 0 {
-		c.limiter = rate.NewLimiter(rate.Limit(a.cfg.rate), max(1, int(a.cfg.rate)))
-	}
-	return c, nil
-}
-
-// checkChosenName refuses a name a client picked itself (?name= or the
-// Basic auth user name with the shared token) that is malformed, that
-// --stdin uses, or that belongs to a user of the users file.
-func (a *chatApp) checkChosenName(name string) *httpError {
-	switch {
-	case name == "":
-		return nil
-	case !validName.MatchString(name):
-		return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("invalid name %q: 1-32 letters, digits, '-', '_' or '.'", name)}
-	case name == serverName || a.cfg.auth.hasUser(name):
-		return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("the name %q is reserved", name)}
-	}
-	return nil
-}
-
-// relayStdin sends each line of stdin to --stdin-room, from "server". The
-// last line is sent even without a newline.
-func (a *chatApp) relayStdin(in io.Reader) {
-	br := bufio.NewReader(in)
-	for {
-		line, err := br.ReadBytes('\n')
-		line = bytes.TrimSuffix(line, []byte("\n"))
-		if len(line) > 0 || err == nil {
-			op := websocket.TextMessage
-			if !utf8.Valid(line) {
-				a.hub.log.Warn("--stdin: a line that is not valid UTF-8 is sent as a binary message", "event", evWarn)
-				op = websocket.BinaryMessage
-			}
-			a.hub.publish(&chatMessage{kind: kindMessage, room: a.cfg.stdinRoom, from: serverName, time: time.Now(), op: op, data: line})
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				a.hub.log.Error("An error has occurred: --stdin: "+err.Error(), "event", evError)
-			}
-			return
-		}
-	}
+	return runWSServer(ctx, cfg.server, ws, a.routes(ws), o.stdout)
 }

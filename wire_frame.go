@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"encoding/binary"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
@@ -14,6 +15,17 @@ import (
 // frame is a small header followed by the payload: wsx encodes each outgoing
 // message once into these bytes and appends them to every receiver's queue.
 // gorilla/websocket still parses what clients send and performs the handshake.
+
+// Timing of a connection's writes and of its close handshake, the same for
+// servers and clients.
+const (
+	// writeWait is the time allowed to write one batch of frames to a peer.
+	writeWait = 10 * time.Second
+
+	// closeGrace is how long a connection waits, after its close frame is
+	// queued, for the peer's close before the socket is closed anyway.
+	closeGrace = 2 * time.Second
+)
 
 const (
 	finBit  = 0x80 // last frame of a message

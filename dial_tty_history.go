@@ -7,21 +7,21 @@ import (
 	"strings"
 )
 
-// historyMax is how many lines the prompt history keeps.
-const historyMax = 1000
+// promptHistoryMax is how many lines the prompt history keeps.
+const promptHistoryMax = 1000
 
-// history is the prompt's line history, kept in a file across runs. It is
+// promptHistory is the prompt's line promptHistory, kept in a file across runs. It is
 // a term.History, which the terminal calls from the goroutine reading lines.
 // Each line is appended to the file as it is entered, so runs side by side
 // lose nothing; the file is cut back to historyMax lines when it is opened.
-type history struct {
+type promptHistory struct {
 	entries []string // oldest first
 	file    *os.File // nil when history is not kept
 }
 
-// historyPath is where the history is kept: $XDG_STATE_HOME/wsx/history, or
+// promptHistoryPath is where the history is kept: $XDG_STATE_HOME/wsx/history, or
 // ~/.local/state/wsx/history. It is "" when neither place is known.
-func historyPath() string {
+func promptHistoryPath() string {
 	if dir := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(dir) {
 		return filepath.Join(dir, "wsx", "history")
 	}
@@ -31,10 +31,10 @@ func historyPath() string {
 	return ""
 }
 
-// openHistory loads the history at path and opens it for appending. On
+// openPromptHistory loads the history at path and opens it for appending. On
 // error the history still works, for this run only.
-func openHistory(path string) (*history, error) {
-	h := &history{}
+func openPromptHistory(path string) (*promptHistory, error) {
+	h := &promptHistory{}
 	if path == "" {
 		return h, nil
 	}
@@ -44,9 +44,9 @@ func openHistory(path string) (*history, error) {
 			h.entries = nil
 		}
 	}
-	if len(h.entries) > historyMax {
-		h.entries = h.entries[len(h.entries)-historyMax:]
-		if err := rewriteHistory(path, h.entries); err != nil {
+	if len(h.entries) > promptHistoryMax {
+		h.entries = h.entries[len(h.entries)-promptHistoryMax:]
+		if err := rewritePromptHistory(path, h.entries); err != nil {
 			return h, err
 		}
 	}
@@ -62,8 +62,8 @@ func openHistory(path string) (*history, error) {
 	return h, nil
 }
 
-// rewriteHistory replaces the file at path with entries, atomically.
-func rewriteHistory(path string, entries []string) error {
+// rewritePromptHistory replaces the file at path with entries, atomically.
+func rewritePromptHistory(path string, entries []string) error {
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(strings.Join(entries, "\n")+"\n"), 0o600); err != nil {
 		return err
@@ -73,12 +73,12 @@ func rewriteHistory(path string, entries []string) error {
 
 // Add records a line entered at the prompt, unless it is empty or repeats
 // the line before it.
-func (h *history) Add(line string) {
+func (h *promptHistory) Add(line string) {
 	if line == "" || (len(h.entries) > 0 && h.entries[len(h.entries)-1] == line) {
 		return
 	}
 	h.entries = append(h.entries, line)
-	if len(h.entries) > historyMax {
+	if len(h.entries) > promptHistoryMax {
 		h.entries = h.entries[1:]
 	}
 	if h.file != nil {
@@ -90,13 +90,13 @@ func (h *history) Add(line string) {
 }
 
 // Len is the number of lines in the history.
-func (h *history) Len() int { return len(h.entries) }
+func (h *promptHistory) Len() int { return len(h.entries) }
 
 // At returns a line: 0 is the most recent.
-func (h *history) At(i int) string { return h.entries[len(h.entries)-1-i] }
+func (h *promptHistory) At(i int) string { return h.entries[len(h.entries)-1-i] }
 
 // close closes the file.
-func (h *history) close() {
+func (h *promptHistory) close() {
 	if h.file != nil {
 		h.file.Close()
 	}

@@ -16,13 +16,6 @@ import (
 )
 
 const (
-	// writeWait is the time allowed to write one batch of frames to a peer.
-	writeWait = 10 * time.Second
-
-	// closeGrace is how long a connection waits, after its close frame is
-	// queued, for the peer's close before the socket is closed anyway.
-	closeGrace = 2 * time.Second
-
 	// gorillaReadBuffer is gorilla's per-connection read buffer, behind
 	// outConn's: the least gorilla accepts, as it only needs to hold a
 	// control frame; large payloads are read past it.
@@ -66,7 +59,7 @@ type wsConn struct {
 	id      uint64
 	remote  string
 	ws      *websocket.Conn
-	out     *outConn
+	shim    *shimConn
 	sess    session
 	raw     net.Conn
 	fd      syscall.RawConn // for non-blocking writes; nil on TLS connections

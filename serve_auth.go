@@ -11,12 +11,6 @@ import (
 	"strings"
 )
 
-// Roles a user may have.
-const (
-	roleReadWrite = "rw" // send and receive
-	roleReadOnly  = "ro" // receive only
-)
-
 // validName is what a chosen display name may be.
 var validName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -85,9 +86,9 @@ func (s *wsServer) shutdown(timeout time.Duration) {
 	}
 }
 
-// runServer listens on cfg.addr, prints the start line on stdout, serves
+// runWSServer listens on cfg.addr, prints the start line on stdout, serves
 // handler until ctx is done, then shuts down gracefully.
-func runServer(ctx context.Context, cfg serverConfig, s *wsServer, handler http.Handler, stdout io.Writer) error {
+func runWSServer(ctx context.Context, cfg wsServerConfig, s *wsServer, handler http.Handler, stdout io.Writer) error {
 	tlsConfig, fingerprint, err := cfg.tls.load()
 	if err != nil {
 		return err
@@ -144,6 +145,10 @@ func runServer(ctx context.Context, cfg serverConfig, s *wsServer, handler http.
 // connection keeps a reader goroutine.
 func (s *wsServer) startPoller() {
 	p, err := newPoller(s.wake)
+	if errors.Is(err, errNoPoller) {
+		s.log.Debug("Every connection keeps a reader goroutine: "+err.Error(), "event", evStart)
+		return
+	}
 	if err != nil {
 		s.log.Warn("No epoll: every connection keeps a reader goroutine: "+err.Error(), "event", evWarn)
 		return

@@ -25,7 +25,7 @@ type chatMessage struct {
 	room     string
 	from     string    // sender's name; "server" for --stdin
 	fromConn uint64    // sender's connection id; 0 for the server
-	sender   *client   // the local sender, to skip it; nil if none
+	sender   *member   // the local sender, to skip it; nil if none
 	time     time.Time // when the server received it
 	op       int       // websocket.TextMessage or BinaryMessage
 	data     []byte
@@ -41,7 +41,7 @@ type lazyFrame struct {
 
 // frameFor returns the frame that carries m to c, or nil if c gets
 // nothing for it (a raw client and a join without --notices).
-func (m *chatMessage) frameFor(c *client) []byte {
+func (m *chatMessage) frameFor(c *member) []byte {
 	f := &m.frames[c.frameIndex()]
 	f.once.Do(func() { f.b = m.encode(c.json, c.conn.deflate, c.hub.cfg.notices) })
 	return f.b

@@ -11,11 +11,20 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// client is one chat connection: its identity, room and permissions. Its
+// Roles a member may have.
+const (
+	roleReadWrite = "rw" // send and receive
+	roleReadOnly  = "ro" // receive only
+)
+
+// floodFactor: a member whose dropped messages in a row exceed this many
+// seconds' worth of --rate is closed with 1008.
+const floodFactor = 5
+
+// member is one chat connection: its identity, room and permissions. Its
 // session methods run on the connection's read goroutine.
-type client struct {
+type member struct {
 	hub  *hub
-	cfg  *serveConfig
 	conn *wsConn
 	room string
 	name string // from the users file, ?name= or guest-ID
@@ -31,7 +40,7 @@ type client struct {
 	warnedReadOnly bool // the read-only warning was logged
 }
 
-func (c *client) open(conn *wsConn) {
+func (c *member) open(conn *wsConn) {
 	c.conn = conn
 	c.json = conn.ws.Subprotocol() == chatProtocol
 	if c.name == "" {
@@ -46,10 +55,10 @@ func (c *client) open(conn *wsConn) {
 // hub with the room locked, so nothing can come between them and the live
 // messages. These frames are not held to --send-queue: they are what the
 // client asked for by joining.
-func (c *client) welcome(history []*chatMessage, online []onlineUser) {
+func (c *member) welcome(history []*chatMessage, online []onlineUser) {
 	if c.json {
 		e := welcomeEvent{Event: "welcome", You: onlineUser{Conn: c.conn.id, Name: c.name}, Role: c.role,
-			Room: c.room, Online: online, History: make([]messageEvent, len(history)), Welcome: c.cfg.welcome}
+			Room: c.room, Online: online, History: make([]messageEvent, len(history)), Welcome: c.hub.cfg.welcome}
 		for i, m := range history {
 			e.History[i] = m.wire()
 		}
@@ -57,27 +66,27 @@ func (c *client) welcome(history []*chatMessage, online []onlineUser) {
 		c.conn.push(encodeFrame(websocket.TextMessage, b, c.conn.deflate))
 		return
 	}
-	if c.cfg.welcome != "" {
-		c.conn.push(encodeFrame(websocket.TextMessage, []byte(c.cfg.welcome), c.conn.deflate))
+	if c.hub.cfg.welcome != "" {
+		c.conn.push(encodeFrame(websocket.TextMessage, []byte(c.hub.cfg.welcome), c.conn.deflate))
 	}
 	for _, m := range history {
 		c.conn.push(m.frameFor(c))
 	}
 }
 
-func (c *client) message(conn *wsConn, op int, data []byte) {
+func (c *member) message(conn *wsConn, op int, data []byte) {
 	if c.limiter != nil && !c.limiter.Allow() {
 		c.dropped++
 		if c.dropped == 1 {
-			conn.log.Warn(fmt.Sprintf("Connection %d (%s) is over --rate %g/s: dropping its messages", conn.id, c.name, c.cfg.rate), "event", evWarn)
+			conn.log.Warn(fmt.Sprintf("Connection %d (%s) is over --rate %g/s: dropping its messages", conn.id, c.name, c.hub.cfg.rate), "event", evWarn)
 		}
-		if float64(c.dropped) > floodFactor*max(c.cfg.rate, 1) {
+		if float64(c.dropped) > floodFactor*max(c.hub.cfg.rate, 1) {
 			conn.log.Warn(fmt.Sprintf("Connection %d (%s) keeps flooding: closing it (1008)", conn.id, c.name), "event", evWarn)
 			conn.closeWith(websocket.ClosePolicyViolation, "rate limit exceeded", closeGrace)
 			return
 		}
 		if c.json {
-			c.sendError("rate-limited", fmt.Sprintf("over %g messages per second: message dropped", c.cfg.rate))
+			c.sendError("rate-limited", fmt.Sprintf("over %g messages per second: message dropped", c.hub.cfg.rate))
 		}
 		return
 	}
@@ -108,7 +117,7 @@ func (c *client) message(conn *wsConn, op int, data []byte) {
 
 // frameIndex says which of a message's frames c receives: raw or JSON,
 // plain or compressed.
-func (c *client) frameIndex() int {
+func (c *member) frameIndex() int {
 	i := 0
 	if c.json {
 		i = 2
@@ -120,12 +129,12 @@ func (c *client) frameIndex() int {
 }
 
 // sendError sends a JSON client an error event.
-func (c *client) sendError(code, msg string) {
+func (c *member) sendError(code, msg string) {
 	b, _ := json.Marshal(errorEvent{Event: "error", Code: code, Message: msg})
 	c.conn.send(websocket.TextMessage, nil, b)
 }
 
-func (c *client) close(*wsConn, int, string) {
+func (c *member) close(*wsConn, int, string) {
 	c.hub.leave(c)
 }
 

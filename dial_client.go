@@ -38,9 +38,9 @@ type dialClient struct {
 	deadline  time.Time  // when --timeout ends the run; zero for never
 }
 
-// newClient returns a client that sends what arrives on queue and prints
+// newDialClient returns a client that sends what arrives on queue and prints
 // through out.
-func newClient(cfg dialConfig, log *slog.Logger, queue <-chan outgoing, out *printer) *dialClient {
+func newDialClient(cfg dialConfig, log *slog.Logger, queue <-chan outgoing, out *printer) *dialClient {
 	cl := &dialClient{cfg: cfg, log: log, queue: queue, out: out}
 	if cfg.timeout > 0 {
 		cl.deadline = time.Now().Add(cfg.timeout)

@@ -1,10 +1,6 @@
 package main
 
-import (
-	"time"
-
-	"golang.org/x/sys/unix"
-)
+import "time"
 
 // The write side of wsConn: whichever goroutine sets writing moves the
 // queued bytes to the socket, with non-blocking writes where it must not
@@ -86,21 +82,6 @@ func (c *wsConn) writeNonBlocking(b []byte) int {
 	}
 	c.nb.buf = nil
 	return c.nb.n
-}
-
-// nonBlockingWrite is the state of writeNonBlocking's callback, kept in
-// the connection with the callback bound once, so a write allocates
-// nothing.
-type nonBlockingWrite struct {
-	buf   []byte
-	n     int
-	write func(fd uintptr) bool // bound to do once per connection
-}
-
-// do is the callback of RawConn.Write: one write(2), never waiting.
-func (w *nonBlockingWrite) do(fd uintptr) bool {
-	w.n, _ = unix.Write(int(fd), w.buf)
-	return true // never wait for the socket: the caller falls back instead
 }
 
 // writeLoop is the blocking writer: it writes b, then whatever was queued

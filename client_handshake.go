@@ -23,18 +23,6 @@ import (
 // HTTP upgrade together.
 const defaultConnectTimeout = 10 * time.Second
 
-// Names of the handshake flags that only clients have. --token is flagToken,
-// which wsx serve also has.
-const (
-	flagHeader         = "header"
-	flagAuth           = "auth"
-	flagConnectTimeout = "connect-timeout"
-	flagInsecure       = "insecure"
-	flagCA             = "ca"
-	flagCert           = "cert"
-	flagKey            = "key"
-)
-
 // handshakeFlags are the flags that shape a client's opening handshake.
 func handshakeFlags() []cli.Flag {
 	return []cli.Flag{

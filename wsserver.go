@@ -33,9 +33,9 @@ const (
 	handshakeTimeout = 10 * time.Second
 )
 
-// app admits or refuses an upgrade request. A refusal is an httpError,
+// wsApp admits or refuses an upgrade request. A refusal is an httpError,
 // answered before the handshake.
-type app interface {
+type wsApp interface {
 	admit(r *http.Request) (session, *httpError)
 }
 
@@ -50,8 +50,8 @@ type httpError struct {
 // they end: it tracks them for keepalive and shutdown. It is an
 // http.Handler for the upgrade; commands mount it on their own mux.
 type wsServer struct {
-	cfg      serverConfig
-	app      app
+	cfg      wsServerConfig
+	app      wsApp
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 	// what names the endpoint in the 426 answer to plain HTTP requests.
@@ -61,7 +61,7 @@ type wsServer struct {
 	// each: far less memory per connection, a few µs more per message that
 	// arrives on an idle connection. serve wants it; echo's round trips not.
 	pollIdle bool
-	poller   *poller // nil: a goroutine per connection reads
+	poller   *poller[*wsConn] // nil: a goroutine per connection reads
 
 	nextID   atomic.Uint64
 	active   atomic.Int64 // connections admitted and not yet ended
@@ -74,7 +74,7 @@ type wsServer struct {
 }
 
 // newWSServer returns a server for app configured by cfg.
-func newWSServer(cfg serverConfig, a app, log *slog.Logger, what string) *wsServer {
+func newWSServer(cfg wsServerConfig, a wsApp, log *slog.Logger, what string) *wsServer {
 	s := &wsServer{cfg: cfg, app: a, log: log, what: what, conns: make(map[*wsConn]struct{})}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout:  handshakeTimeout,
@@ -123,14 +123,14 @@ func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hw := &hijackWriter{ResponseWriter: w}
 	ws, err := s.upgrader.Upgrade(hw, r, nil)
 	if err != nil {
-		if hw.out != nil {
+		if hw.shim != nil {
 			// gorilla refused after taking the connection over (the client
 			// sent data before the handshake was done) and closed it.
 			s.log.Warn(fmt.Sprintf("Refused a connection from %s: %v", r.RemoteAddr, err), "event", evWarn, "remote", r.RemoteAddr)
 		}
 		return // otherwise refuse has answered and logged it
 	}
-	c := s.newConn(ws, hw.out, r, sess)
+	c := s.newConn(ws, hw.shim, r, sess)
 	admitted = true
 	// Registered under the lock shutdown takes its list with: a connection
 	// is either in that list or sees that the server is stopping.
@@ -144,13 +144,13 @@ func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // newConn wraps an upgraded connection.
-func (s *wsServer) newConn(ws *websocket.Conn, out *outConn, r *http.Request, sess session) *wsConn {
+func (s *wsServer) newConn(ws *websocket.Conn, out *shimConn, r *http.Request, sess session) *wsConn {
 	id := s.nextID.Add(1)
 	c := &wsConn{
 		id:           id,
 		remote:       r.RemoteAddr,
 		ws:           ws,
-		out:          out,
+		shim:         out,
 		sess:         sess,
 		raw:          out.Conn,
 		deflate:      bytes.Contains(out.handshake, []byte("Sec-WebSocket-Extensions: permessage-deflate")),
@@ -159,8 +159,7 @@ func (s *wsServer) newConn(ws *websocket.Conn, out *outConn, r *http.Request, se
 		socketClosed: make(chan struct{}),
 	}
 	c.log = s.log.With("conn", id, "remote", c.remote)
-	if tcp, ok := out.Conn.(*net.TCPConn); ok {
-		c.fd, _ = tcp.SyscallConn() // cannot fail on an open TCP connection
+	if c.fd = rawSocket(out.Conn); c.fd != nil {
 		c.nb.write = c.nb.do
 	}
 	c.lastSeen.Store(s.tick.Load())
@@ -189,7 +188,7 @@ func (s *wsServer) refuse(w http.ResponseWriter, r *http.Request, status int, re
 // write queue.
 type hijackWriter struct {
 	http.ResponseWriter
-	out *outConn
+	shim *shimConn
 }
 
 // Hijack takes the connection over from net/http and wraps it in an outConn.
@@ -198,6 +197,6 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	h.out = newOutConn(conn)
-	return h.out, brw, nil
+	h.shim = newShimConn(conn)
+	return h.shim, brw, nil
 }

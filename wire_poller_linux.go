@@ -1,9 +1,12 @@
+//go:build linux
+
 package main
 
 import (
 	"errors"
 	"fmt"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,18 +19,18 @@ const pollEvents = 256
 // costs a few kB of stack per connection). When a socket becomes readable,
 // ready is called, once: the registration is one-shot and level-triggered,
 // so it must be re-armed after reading, and input that arrived meanwhile
-// fires at once.
-type poller struct {
+// fires at once. T is what a socket is registered with and handed back as.
+type poller[T comparable] struct {
 	epfd   int
 	wakefd int // an eventfd that stops run
-	ready  func(*wsConn)
+	ready  func(T)
 
 	mu    sync.Mutex
-	conns map[int32]*wsConn // by file descriptor
+	conns map[int32]T // by file descriptor
 }
 
 // newPoller makes the epoll instance.
-func newPoller(ready func(*wsConn)) (*poller, error) {
+func newPoller[T comparable](ready func(T)) (*poller[T], error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
@@ -43,40 +46,37 @@ func newPoller(ready func(*wsConn)) (*poller, error) {
 		unix.Close(wakefd)
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
-	return &poller{epfd: epfd, wakefd: wakefd, ready: ready, conns: make(map[int32]*wsConn)}, nil
+	return &poller[T]{epfd: epfd, wakefd: wakefd, ready: ready, conns: make(map[int32]T)}, nil
 }
 
-// errNoFD is returned for a connection without a socket of its own (TLS).
-var errNoFD = errors.New("connection has no pollable socket")
-
-// add registers c, disarmed: arm starts watching it.
-func (p *poller) add(c *wsConn) error {
-	if c.fd == nil {
-		return errNoFD
+// add registers the socket sock for v, disarmed (arm starts watching it),
+// and returns the descriptor that remove needs.
+func (p *poller[T]) add(sock syscall.RawConn, v T) (int32, error) {
+	if sock == nil {
+		return 0, errNoFD
 	}
 	var fd int32
-	if err := c.fd.Control(func(s uintptr) { fd = int32(s) }); err != nil {
-		return err
+	if err := sock.Control(func(s uintptr) { fd = int32(s) }); err != nil {
+		return 0, err
 	}
-	c.pollFD = fd
 	p.mu.Lock()
-	p.conns[fd] = c
+	p.conns[fd] = v
 	p.mu.Unlock()
-	return p.ctl(c, unix.EPOLL_CTL_ADD, unix.EPOLLONESHOT)
+	return fd, p.ctl(sock, unix.EPOLL_CTL_ADD, unix.EPOLLONESHOT)
 }
 
-// arm watches c until its socket is readable, once: its reader has
-// drained the input.
-func (p *poller) arm(c *wsConn) error {
-	return p.ctl(c, unix.EPOLL_CTL_MOD, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLONESHOT)
+// arm watches sock until it is readable, once: its reader has drained the
+// input.
+func (p *poller[T]) arm(sock syscall.RawConn) error {
+	return p.ctl(sock, unix.EPOLL_CTL_MOD, unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLONESHOT)
 }
 
-// ctl registers or re-arms c's socket. It goes through Control, which holds
-// the descriptor open for the call, so it can never touch a descriptor that
+// ctl registers or re-arms sock. It goes through Control, which holds the
+// descriptor open for the call, so it can never touch a descriptor that
 // was closed and reused by another connection.
-func (p *poller) ctl(c *wsConn, op int, events uint32) error {
+func (p *poller[T]) ctl(sock syscall.RawConn, op int, events uint32) error {
 	var err error
-	cerr := c.fd.Control(func(s uintptr) {
+	cerr := sock.Control(func(s uintptr) {
 		ev := unix.EpollEvent{Events: events, Fd: int32(s)}
 		err = unix.EpollCtl(p.epfd, op, int(s), &ev)
 	})
@@ -86,17 +86,18 @@ func (p *poller) ctl(c *wsConn, op int, events uint32) error {
 	return err
 }
 
-// remove forgets c; its socket is closed, which ends the registration.
-func (p *poller) remove(c *wsConn) {
+// remove forgets v, registered as fd; its socket is closed, which ends the
+// registration.
+func (p *poller[T]) remove(fd int32, v T) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.conns[c.pollFD] == c {
-		delete(p.conns, c.pollFD)
+	if p.conns[fd] == v {
+		delete(p.conns, fd)
 	}
 }
 
 // run waits for readiness and calls ready until stop.
-func (p *poller) run() {
+func (p *poller[T]) run() {
 	events := make([]unix.EpollEvent, pollEvents)
 	for {
 		n, err := unix.EpollWait(p.epfd, events, -1)
@@ -113,17 +114,17 @@ func (p *poller) run() {
 				return
 			}
 			p.mu.Lock()
-			c := p.conns[ev.Fd]
+			v, ok := p.conns[ev.Fd]
 			p.mu.Unlock()
-			if c != nil {
-				p.ready(c)
+			if ok {
+				p.ready(v)
 			}
 		}
 	}
 }
 
 // stop ends run.
-func (p *poller) stop() {
+func (p *poller[T]) stop() {
 	one := [8]byte{1}
 	unix.Write(p.wakefd, one[:])
 }

@@ -24,7 +24,7 @@ type shard struct {
 	inbox []*chatMessage
 
 	memMu   sync.Mutex
-	members map[string][]*client // by room
+	members map[string][]*member // by room
 
 	// Used by run only, kept between batches to allocate nothing.
 	rooms     []roomBatch
@@ -41,7 +41,7 @@ type roomBatch struct {
 // sharedWrite is one member's part of a batch: the shared buffer to write,
 // or nil when its frames were queued on it instead.
 type sharedWrite struct {
-	c    *client
+	c    *member
 	data []byte
 }
 
@@ -58,13 +58,13 @@ func (s *shard) push(m *chatMessage) {
 
 // add and remove change the shard's members; after remove returns, the
 // shard queues nothing more for the client.
-func (s *shard) add(c *client) {
+func (s *shard) add(c *member) {
 	s.memMu.Lock()
 	s.members[c.room] = append(s.members[c.room], c)
 	s.memMu.Unlock()
 }
 
-func (s *shard) remove(c *client) {
+func (s *shard) remove(c *member) {
 	s.memMu.Lock()
 	defer s.memMu.Unlock()
 	list := s.members[c.room]
@@ -150,7 +150,7 @@ func (s *shard) groupByRoom(batch []*chatMessage) {
 // planRoom decides what each member of a room gets from msgs: the shared
 // buffer of its protocol, or, for the few that need their own sequence,
 // frames queued on them one by one. The caller holds memMu.
-func (s *shard) planRoom(msgs []*chatMessage, members []*client) {
+func (s *shard) planRoom(msgs []*chatMessage, members []*member) {
 	var shared [4][]byte // by frameIndex, built on first use
 	var built [4]bool
 	firstOrd := msgs[0].ord
@@ -173,7 +173,7 @@ func (s *shard) planRoom(msgs []*chatMessage, members []*client) {
 
 // queueEach queues on c the frames of msgs it wants, and reports whether
 // anything was queued.
-func (s *shard) queueEach(c *client, msgs []*chatMessage) bool {
+func (s *shard) queueEach(c *member, msgs []*chatMessage) bool {
 	queued := false
 	for _, m := range msgs {
 		if !s.h.wants(c, m) {
@@ -187,7 +187,7 @@ func (s *shard) queueEach(c *client, msgs []*chatMessage) bool {
 }
 
 // sentOneOf reports whether c sent one of msgs (or joined or left with it).
-func sentOneOf(c *client, msgs []*chatMessage) bool {
+func sentOneOf(c *member, msgs []*chatMessage) bool {
 	for _, m := range msgs {
 		if m.sender == c {
 			return true
@@ -197,7 +197,7 @@ func sentOneOf(c *client, msgs []*chatMessage) bool {
 }
 
 // joinFrames returns the frames of msgs for c's protocol back to back.
-func joinFrames(c *client, msgs []*chatMessage) []byte {
+func joinFrames(c *member, msgs []*chatMessage) []byte {
 	n := 0
 	for _, m := range msgs {
 		n += len(m.frameFor(c))
@@ -214,7 +214,7 @@ func joinFrames(c *client, msgs []*chatMessage) []byte {
 
 // wants reports whether m goes to c: not what c saw in its history, and
 // not its own messages unless --include-self, nor its own join or leave.
-func (h *hub) wants(c *client, m *chatMessage) bool {
+func (h *hub) wants(c *member, m *chatMessage) bool {
 	if m.ord <= c.joinOrd {
 		return false
 	}

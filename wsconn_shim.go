@@ -3,21 +3,17 @@ package main
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
-	"io"
 	"net"
-	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
-	"golang.org/x/sys/unix"
 )
 
 // connInputBuffer is the connection's own input buffer, in front of
 // gorilla's.
 const connInputBuffer = 512
 
-// outConn is the net.Conn gorilla sees.
+// shimConn is the net.Conn gorilla sees.
 //
 // Writes join the connection's queue: the handshake response is held until
 // the session has opened — so a client that sees 101 is already in its room,
@@ -29,7 +25,7 @@ const connInputBuffer = 512
 // when gorilla has read a whole message its own buffer is empty, and
 // in.Buffered() alone says whether input is waiting: a connection with
 // nothing buffered can wait for the socket in the poller, with no goroutine.
-type outConn struct {
+type shimConn struct {
 	net.Conn
 	c         *wsConn // set once the handshake is done
 	handshake []byte  // the response, held until c exists
@@ -39,75 +35,26 @@ type outConn struct {
 	frameLeft int64 // bytes of the current frame not yet handed to gorilla
 }
 
-// newOutConn wraps a hijacked connection.
-func newOutConn(conn net.Conn) *outConn {
-	o := &outConn{Conn: conn}
-	o.sock.conn = conn
-	if tcp, ok := conn.(*net.TCPConn); ok {
-		o.sock.fd, _ = tcp.SyscallConn() // cannot fail on an open TCP connection
-		o.sock.read = o.sock.readOnce
-	}
+// newShimConn wraps a hijacked connection.
+func newShimConn(conn net.Conn) *shimConn {
+	o := &shimConn{Conn: conn}
+	o.sock.init(conn)
 	o.in = bufio.NewReaderSize(&o.sock, connInputBuffer)
 	return o
 }
 
-// errWouldBlock is what a non-blocking read returns when nothing waits.
-var errWouldBlock = errors.New("no input waiting")
-
 // poll fills the input buffer with what the socket holds right now, without
 // waiting, and reports whether anything is buffered or the socket has ended
 // (which the next read reports). Plain TCP only.
-func (o *outConn) poll() bool {
+func (o *shimConn) poll() bool {
 	o.sock.nonBlocking = true
 	_, err := o.in.Peek(1)
 	o.sock.nonBlocking = false
 	return err != errWouldBlock
 }
 
-// sockReader reads the socket for outConn's buffer, blocking or, for poll,
-// not.
-type sockReader struct {
-	conn        net.Conn
-	fd          syscall.RawConn // nil on TLS
-	nonBlocking bool
-
-	// The state of read, bound once so a read allocates nothing.
-	buf  []byte
-	n    int
-	err  error
-	read func(fd uintptr) bool
-}
-
-func (r *sockReader) Read(p []byte) (int, error) {
-	if !r.nonBlocking || r.fd == nil {
-		return r.conn.Read(p)
-	}
-	r.buf, r.n, r.err = p, 0, nil
-	if err := r.fd.Read(r.read); err != nil {
-		return 0, err
-	}
-	r.buf = nil
-	switch {
-	case r.err == unix.EAGAIN:
-		return 0, errWouldBlock
-	case r.err != nil:
-		return 0, r.err
-	case r.n == 0:
-		return 0, io.EOF
-	}
-	return r.n, nil
-}
-
-func (r *sockReader) readOnce(fd uintptr) bool {
-	r.n, r.err = unix.Read(int(fd), r.buf)
-	if r.n < 0 {
-		r.n = 0
-	}
-	return true // never wait: poll's caller parks the connection instead
-}
-
 // Read hands gorilla the input, at most to the end of the current frame.
-func (o *outConn) Read(p []byte) (int, error) {
+func (o *shimConn) Read(p []byte) (int, error) {
 	if o.frameLeft == 0 {
 		n, err := o.nextFrameLen()
 		if err != nil {
@@ -125,7 +72,7 @@ func (o *outConn) Read(p []byte) (int, error) {
 
 // nextFrameLen peeks at the header of the next frame and returns the
 // frame's whole length.
-func (o *outConn) nextFrameLen() (int64, error) {
+func (o *shimConn) nextFrameLen() (int64, error) {
 	h, err := o.in.Peek(2)
 	if err != nil {
 		return 0, err
@@ -157,14 +104,14 @@ func (o *outConn) nextFrameLen() (int64, error) {
 }
 
 // buffered reports whether input is waiting in the connection's buffer.
-func (o *outConn) buffered() bool { return o.in.Buffered() > 0 }
+func (o *shimConn) buffered() bool { return o.in.Buffered() > 0 }
 
 // takeControl consumes a ping or pong at the head of the input, answering
 // the ping, and reports true; anything else (data, close, or a malformed
 // frame) is left for gorilla, which would otherwise handle pings and pongs
 // inside its wait for the next data message. It may block until the whole
 // frame has arrived. Only the reader calls it, between messages.
-func (o *outConn) takeControl() bool {
+func (o *shimConn) takeControl() bool {
 	h, err := o.in.Peek(2)
 	if err != nil {
 		return false
@@ -193,7 +140,7 @@ func (o *outConn) takeControl() bool {
 
 // Write joins p, a whole handshake response or control frame from gorilla,
 // to the connection's queue and writes it, unless another goroutine writes.
-func (o *outConn) Write(p []byte) (int, error) {
+func (o *shimConn) Write(p []byte) (int, error) {
 	if o.c == nil {
 		o.handshake = append(o.handshake, p...)
 		return len(p), nil
@@ -218,7 +165,7 @@ func (o *outConn) Write(p []byte) (int, error) {
 
 // SetWriteDeadline is ignored after the handshake: the writer sets its own
 // deadline per batch.
-func (o *outConn) SetWriteDeadline(t time.Time) error {
+func (o *shimConn) SetWriteDeadline(t time.Time) error {
 	if o.c == nil {
 		return o.Conn.SetWriteDeadline(t)
 	}
@@ -227,7 +174,7 @@ func (o *outConn) SetWriteDeadline(t time.Time) error {
 
 // SetDeadline only sets the read deadline after the handshake, for the
 // same reason.
-func (o *outConn) SetDeadline(t time.Time) error {
+func (o *shimConn) SetDeadline(t time.Time) error {
 	if o.c == nil {
 		return o.Conn.SetDeadline(t)
 	}

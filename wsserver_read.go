@@ -21,7 +21,11 @@ import (
 // at once, as the others are.
 func (s *wsServer) serveConn(c *wsConn, stopping bool) {
 	// c.reading is set from the start, so nothing else reads before this.
-	c.polled = s.poller != nil && s.poller.add(c) == nil
+	if s.poller != nil {
+		var err error
+		c.pollFD, err = s.poller.add(c.fd, c)
+		c.polled = err == nil
+	}
 	c.sess.open(c)
 	c.flushNow() // the handshake response and whatever open queued
 	if stopping {
@@ -47,7 +51,7 @@ func (s *wsServer) wake(c *wsConn) {
 // already does, which also reports true.
 func (s *wsServer) park(c *wsConn) bool {
 	c.reading.Store(false)
-	if s.poller.arm(c) == nil {
+	if s.poller.arm(c.fd) == nil {
 		return true
 	}
 	return !c.reading.CompareAndSwap(false, true)
@@ -59,11 +63,11 @@ func (s *wsServer) park(c *wsConn) bool {
 // one readBurst runs per connection: its caller set c.reading.
 func (s *wsServer) readBurst(c *wsConn) {
 	// Input is waiting (or the socket ended): bring it into the buffer.
-	_, peekErr := c.out.in.Peek(1)
+	_, peekErr := c.shim.in.Peek(1)
 	for {
-		for c.out.buffered() && c.out.takeControl() {
+		for c.shim.buffered() && c.shim.takeControl() {
 		}
-		if c.polled && peekErr == nil && !c.out.buffered() && !c.out.poll() && s.park(c) {
+		if c.polled && peekErr == nil && !c.shim.buffered() && !c.shim.poll() && s.park(c) {
 			return
 		}
 		peekErr = nil
@@ -95,7 +99,7 @@ func (s *wsServer) endConn(c *wsConn, code int, reason string) {
 	c.sess.close(c, code, reason)
 	<-c.socketClosed
 	if s.poller != nil {
-		s.poller.remove(c)
+		s.poller.remove(c.pollFD, c)
 	}
 	s.mu.Lock()
 	delete(s.conns, c)

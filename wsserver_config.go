@@ -1,13 +1,10 @@
 package main
 
 import (
-	"fmt"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 )
@@ -22,25 +19,9 @@ const (
 	defaultSendQueue       = "1MiB"
 )
 
-// Names of the server flags.
-const (
-	flagAddr            = "addr"
-	flagTLSCert         = "tls-cert"
-	flagTLSKey          = "tls-key"
-	flagTLSSelfSigned   = "tls-self-signed"
-	flagShutdownTimeout = "shutdown-timeout"
-	flagPingInterval    = "ping-interval"
-	flagMaxMessageSize  = "max-message-size"
-	flagMaxConns        = "max-conns"
-	flagOrigin          = "origin"
-	flagSubprotocol     = "subprotocol"
-	flagCompress        = "compress"
-	flagWelcome         = "welcome"
-)
-
-// serverConfig is the server plumbing's configuration, read from the flags
+// wsServerConfig is the server plumbing's configuration, read from the flags
 // of echo or serve.
-type serverConfig struct {
+type wsServerConfig struct {
 	addr            string        // listen address; port 0 picks a free port
 	tls             tlsFiles      // certificate source; none means plain ws://
 	shutdownTimeout time.Duration // how long shutdown waits for close handshakes
@@ -53,8 +34,8 @@ type serverConfig struct {
 	sendQueue       int           // per-connection bound on queued outgoing bytes
 }
 
-// serverFlags are the flags of the shared server plumbing.
-func serverFlags() []cli.Flag {
+// wsServerFlags are the flags of the shared server plumbing.
+func wsServerFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: flagAddr, Value: defaultAddr, EnvVars: []string{"WSX_ADDR"}, Usage: "listen on `ADDRESS` (port 0 picks a free port)"},
 		&cli.StringFlag{Name: flagTLSCert, Usage: "serve wss:// with this certificate `FILE` (PEM; with --tls-key)"},
@@ -75,9 +56,9 @@ func welcomeFlag() cli.Flag {
 	return &cli.StringFlag{Name: flagWelcome, Usage: "send `TEXT` to each client when it connects"}
 }
 
-// readServerConfig reads and validates the server flags.
-func readServerConfig(c *cli.Context) (serverConfig, error) {
-	cfg := serverConfig{
+// readWSServerConfig reads and validates the server flags.
+func readWSServerConfig(c *cli.Context) (wsServerConfig, error) {
+	cfg := wsServerConfig{
 		addr:            c.String(flagAddr),
 		tls:             tlsFiles{cert: c.String(flagTLSCert), key: c.String(flagTLSKey), selfSigned: c.Bool(flagTLSSelfSigned)},
 		shutdownTimeout: c.Duration(flagShutdownTimeout),
@@ -114,58 +95,6 @@ func readServerConfig(c *cli.Context) (serverConfig, error) {
 	}
 	cfg.origins = compileOrigins(c.StringSlice(flagOrigin))
 	return cfg, nil
-}
-
-// validText checks that a flag's value can go into a text message, which
-// must be UTF-8: anything else makes browsers fail the connection.
-func validText(flag, value string) error {
-	if !utf8.ValidString(value) {
-		return usagef("invalid value for flag --%s: not valid UTF-8", flag)
-	}
-	return nil
-}
-
-// parseSize parses a byte size: a plain number of bytes, or a number with a
-// unit B, KB/KiB/K, MB/MiB/M or GB/GiB/G (all binary multiples).
-func parseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	i := 0
-	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
-		i++
-	}
-	n, err := strconv.ParseInt(t[:i], 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%q is not a size: want a positive number of bytes, optionally with a unit (KiB, MiB, GiB)", s)
-	}
-	var shift uint
-	switch strings.ToLower(strings.TrimSpace(t[i:])) {
-	case "", "b":
-	case "k", "kb", "kib":
-		shift = 10
-	case "m", "mb", "mib":
-		shift = 20
-	case "g", "gb", "gib":
-		shift = 30
-	default:
-		return 0, fmt.Errorf("%q has an unknown unit: use B, KiB, MiB or GiB", s)
-	}
-	if n > (1<<62)>>shift {
-		return 0, fmt.Errorf("%q is too large", s)
-	}
-	return n << shift, nil
-}
-
-// isToken reports whether s is a non-empty HTTP token (RFC 7230).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
-			return false
-		}
-	}
-	return true
 }
 
 // originList is the set of allowed Origin patterns.
