@@ -21,6 +21,21 @@ import (
 // member for everything queued. Fan-out is thus spread over the cores, a
 // delivery costs an append rather than a channel send and a wake-up, and a
 // busy shard naturally batches several messages into one socket write.
+//
+// Lock order: a goroutine that holds one of these locks may take only those
+// below it, never one above.
+//
+//	room.mu        a room's order, history and members (hub_room.go)
+//	hub.mu         the map of rooms; held only to look up, add or drop one
+//	store.mu       the --store file, appended to under room.mu (hub_store.go)
+//	shard.memMu    a shard's members, by room (hub_fanout.go)
+//	shard.inMu     a shard's inbox
+//	wsConn.mu      a connection's write queue (wsconn.go): a leaf
+//
+// wsServer.mu and poller.mu are leaves too, never held with any of these.
+// No lock is held across a socket write: shards plan under memMu and write
+// after releasing it, and a connection's writer never holds wsConn.mu while
+// writing.
 
 // Kinds of relayed events.
 const (

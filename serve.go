@@ -134,8 +134,9 @@ func runServe(ctx context.Context, cfg serveConfig, o logOptions, stdin io.Reade
 	}
 	h := newHub(cfg.hub, log, st, loaded, runtime.GOMAXPROCS(0))
 	hubCtx, stopHub := context.WithCancel(context.Background())
-	defer stopHub()
-	go h.run(hubCtx)
+	hubDone := make(chan struct{})
+	go func() { defer close(hubDone); h.run(hubCtx) }()
+	defer func() { stopHub(); <-hubDone }() // before the store closes
 
 	a := &chatApp{cfg: &cfg, hub: h}
 	ws := newWSServer(cfg.server, a, log, "wsx serve")

@@ -34,27 +34,33 @@ const (
 // errClosed is returned by writes on a connection that is closing.
 var errClosed = errors.New("connection closed")
 
-// session is what a command does with one accepted connection. Its methods
-// are called from the connection's read goroutine only, one at a time.
-type session interface {
-	// open is called once the handshake is done.
-	open(c *wsConn)
-	// message is called for each complete data message. data is only valid
-	// during the call.
-	message(c *wsConn, op int, data []byte)
-	// close is called once when the connection has ended.
-	close(c *wsConn, code int, reason string)
-}
-
 // wsConn is one accepted WebSocket connection.
 //
 // Reads happen only in the connection's one readBurst at a time, through
 // gorilla. Writes never go through gorilla's writers: every outgoing frame,
-// including the control frames gorilla itself emits through outConn, is
+// including the control frames gorilla itself emits through shimConn, is
 // appended whole to pending under mu. At most one goroutine at a time — the
-// one that set writing — moves pending bytes to the socket, and it never holds
-// mu while doing so. Appending never blocks: a queue over maxQueue bytes
-// gets the connection closed as a slow consumer.
+// one that set writing — moves pending bytes to the socket, and it never
+// holds mu while doing so. Appending never blocks: a queue over maxQueue
+// bytes gets the connection closed as a slow consumer.
+//
+// This file owns mu and everything it guards: other files change that state
+// only through the methods here. Who calls which of them:
+//
+//	read goroutine (readBurst)   send (echo, a member's error events), onPing,
+//	                             onClose, queueGorilla (via shimConn.Write),
+//	                             closeWith (1007, 1008, 1009), finish
+//	joiner's read goroutine      push (welcome and history, under the room lock)
+//	fan-out shards               enqueue + flushAsync, writeShared
+//	keepalive goroutine          enqueue(ping) + flushAsync, closeWith(1001, 0)
+//	shutdown                     closeWith(1001), abort
+//	timers (time.AfterFunc)      abort
+//	the writer of the moment     startWrite, nextWrite, claimWrite,
+//	                             releaseWrite, writeFailed (wsconn_write.go)
+//
+// mu is a leaf: nothing else is locked while it is held, and it is never
+// held across a socket write or a log call. The hub's locks, which are
+// taken before it, are ordered in hub.go.
 type wsConn struct {
 	id      uint64
 	remote  string
@@ -209,12 +215,6 @@ func (c *wsConn) onPing(data string) error {
 	return nil
 }
 
-// onPong notes that the peer is alive.
-func (c *wsConn) onPong(string) error {
-	c.lastSeen.Store(c.srv.tick.Load())
-	return nil
-}
-
 // onClose answers the peer's close frame with the same code, unless we
 // already sent ours; the read loop then ends with a CloseError.
 func (c *wsConn) onClose(code int, _ string) error {
@@ -294,41 +294,103 @@ func (c *wsConn) lingerClose() {
 	}()
 }
 
-// readMessage reads the next data message into the connection's reused
-// buffer. The returned slice is valid until the next call.
-func (c *wsConn) readMessage() (int, []byte, error) {
-	op, r, err := c.ws.NextReader()
-	if err != nil {
-		return 0, nil, err
+// startWrite makes the caller the writer and hands it the pending bytes, or
+// reports false if there is nothing to write or another goroutine writes.
+func (c *wsConn) startWrite() ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writing || len(c.pending) == 0 || c.closed {
+		return nil, false
 	}
-	c.lastSeen.Store(c.srv.tick.Load())
-	if c.msg == nil {
-		c.msg = make([]byte, 0, firstMessageBuffer)
-	}
-	b := c.msg[:0]
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if int64(len(b)) > c.srv.cfg.maxMessageSize {
-			// gorilla limits the bytes on the wire; a compressed message
-			// may inflate past the limit.
-			c.closeWith(websocket.CloseMessageTooBig, "", closeGrace)
-			return 0, nil, websocket.ErrReadLimit
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return 0, nil, err
-		}
-	}
+	c.writing = true
+	b := c.pending
+	c.pending, c.spare, c.exempt = c.spare[:0], nil, 0
+	return b, true
+}
+
+// nextWrite is called by the writer once b is written: it returns the next
+// batch, or gives up the write side and reports false.
+func (c *wsConn) nextWrite(b []byte) ([]byte, bool) {
+	c.mu.Lock()
 	if cap(b) <= keepBuffer {
-		c.msg = b
-	} else {
-		c.msg = nil
+		c.spare = b[:0]
 	}
-	return op, b, nil
+	if len(c.pending) > 0 && !c.closed {
+		b := c.pending
+		c.pending, c.spare, c.exempt = c.spare[:0], nil, 0
+		c.mu.Unlock()
+		return b, true
+	}
+	c.writing = false
+	closeNow := c.closing && !c.closed
+	c.mu.Unlock()
+	if closeNow {
+		c.lingerClose()
+	}
+	return nil, false
+}
+
+// claimWrite makes the caller the writer if nothing is queued and nobody
+// writes, for a write that bypasses the queue. closing reports that the
+// connection takes no more frames.
+func (c *wsConn) claimWrite() (claimed, closing bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closeSent || c.closed:
+		return false, true
+	case c.writing || len(c.pending) > 0 || c.fd == nil:
+		return false, false
+	}
+	c.writing = true
+	return true, false
+}
+
+// releaseWrite gives up the write side claimed by claimWrite once its
+// write is done, and reports whether the socket must now be closed: the
+// read side is over and nothing more is queued.
+func (c *wsConn) releaseWrite() (closeNow bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writing = false
+	return c.closing && !c.closed && len(c.pending) == 0
+}
+
+// writeFailed gives up the write side after a failed write and closes the
+// socket.
+func (c *wsConn) writeFailed() {
+	c.mu.Lock()
+	c.writing = false
+	c.mu.Unlock()
+	c.abort()
+}
+
+// start queues the handshake response that gorilla wrote before the
+// connection existed, and keeps it; like push's frames, enqueue's bound
+// does not count it. It is called before anything else is queued.
+func (c *wsConn) start(handshake []byte) {
+	c.mu.Lock()
+	c.pending, c.exempt = handshake, len(handshake)
+	c.mu.Unlock()
+}
+
+// queueGorilla joins p, a whole control frame gorilla wrote on its own (a
+// close answering a protocol error or an oversized message), to the queue
+// and writes it unless another goroutine writes.
+func (c *wsConn) queueGorilla(p []byte) error {
+	c.mu.Lock()
+	if c.closed || c.closeSent {
+		c.mu.Unlock()
+		return errClosed
+	}
+	if len(p) > 0 && p[0]&0x0f == websocket.CloseMessage {
+		c.closeSent = true
+		if len(p) >= 4 {
+			c.closeCode = int(p[2])<<8 | int(p[3])
+		}
+	}
+	c.pending = append(c.pending, p...)
+	c.mu.Unlock()
+	c.flushNow()
+	return nil
 }

@@ -145,21 +145,9 @@ func (o *shimConn) Write(p []byte) (int, error) {
 		o.handshake = append(o.handshake, p...)
 		return len(p), nil
 	}
-	c := o.c
-	c.mu.Lock()
-	if c.closed || c.closeSent {
-		c.mu.Unlock()
-		return 0, errClosed
+	if err := o.c.queueGorilla(p); err != nil {
+		return 0, err
 	}
-	if len(p) > 0 && p[0]&0x0f == websocket.CloseMessage {
-		c.closeSent = true
-		if len(p) >= 4 {
-			c.closeCode = int(p[2])<<8 | int(p[3])
-		}
-	}
-	c.pending = append(c.pending, p...)
-	c.mu.Unlock()
-	c.flushNow()
 	return len(p), nil
 }
 

@@ -2,46 +2,10 @@ package main
 
 import "time"
 
-// The write side of wsConn: whichever goroutine sets writing moves the
+// The write side of wsConn: whichever goroutine owns the write side moves the
 // queued bytes to the socket, with non-blocking writes where it must not
 // wait (the fan-out) and blocking ones where it may (the connection's own
 // reader, or a goroutine started for a backed-up socket).
-
-// startWrite makes the caller the writer and hands it the pending bytes, or
-// reports false if there is nothing to write or another goroutine writes.
-func (c *wsConn) startWrite() ([]byte, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.writing || len(c.pending) == 0 || c.closed {
-		return nil, false
-	}
-	c.writing = true
-	b := c.pending
-	c.pending, c.spare, c.exempt = c.spare[:0], nil, 0
-	return b, true
-}
-
-// nextWrite is called by the writer once b is written: it returns the next
-// batch, or gives up the write side and reports false.
-func (c *wsConn) nextWrite(b []byte) ([]byte, bool) {
-	c.mu.Lock()
-	if cap(b) <= keepBuffer {
-		c.spare = b[:0]
-	}
-	if len(c.pending) > 0 && !c.closed {
-		b := c.pending
-		c.pending, c.spare, c.exempt = c.spare[:0], nil, 0
-		c.mu.Unlock()
-		return b, true
-	}
-	c.writing = false
-	closeNow := c.closing && !c.closed
-	c.mu.Unlock()
-	if closeNow {
-		c.lingerClose()
-	}
-	return nil, false
-}
 
 // flushNow writes the pending bytes from the calling goroutine unless
 // another goroutine is already writing them.
@@ -91,10 +55,7 @@ func (c *wsConn) writeLoop(b []byte) {
 		c.raw.SetWriteDeadline(time.Now().Add(writeWait))
 		if _, err := c.raw.Write(b); err != nil {
 			c.log.Debug("Write to connection "+c.idText()+" failed: "+err.Error(), "event", evError)
-			c.mu.Lock()
-			c.writing = false
-			c.mu.Unlock()
-			c.abort()
+			c.writeFailed()
 			return
 		}
 		var ok bool
@@ -109,29 +70,20 @@ func (c *wsConn) writeLoop(b []byte) {
 // what the socket does not take, it queues a copy. It never blocks and
 // never keeps b.
 func (c *wsConn) writeShared(b []byte) {
-	c.mu.Lock()
-	if c.closeSent || c.closed {
-		c.mu.Unlock()
+	switch claimed, closing := c.claimWrite(); {
+	case closing:
 		return
-	}
-	if c.writing || len(c.pending) > 0 || c.fd == nil {
-		c.mu.Unlock()
+	case !claimed:
 		if c.enqueue(b) {
 			c.flushAsync()
 		}
 		return
 	}
-	c.writing = true
-	c.mu.Unlock()
 	if n := c.writeNonBlocking(b); n < len(b) {
 		go c.writeLoop(append([]byte(nil), b[max(n, 0):]...))
 		return
 	}
-	c.mu.Lock()
-	c.writing = false
-	closeNow := c.closing && !c.closed && len(c.pending) == 0
-	c.mu.Unlock()
-	if closeNow {
+	if c.releaseWrite() {
 		c.lingerClose()
 		return
 	}

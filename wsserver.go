@@ -39,6 +39,18 @@ type wsApp interface {
 	admit(r *http.Request) (session, *httpError)
 }
 
+// session is what a command does with one accepted connection. Its methods
+// are called from the connection's read goroutine only, one at a time.
+type session interface {
+	// open is called once the handshake is done.
+	open(c *wsConn)
+	// message is called for each complete data message. data is only valid
+	// during the call.
+	message(c *wsConn, op int, data []byte)
+	// close is called once when the connection has ended.
+	close(c *wsConn, code int, reason string)
+}
+
 // httpError is an HTTP status with a one-line explanation for the client.
 type httpError struct {
 	status int
@@ -164,8 +176,8 @@ func (s *wsServer) newConn(ws *websocket.Conn, out *shimConn, r *http.Request, s
 	}
 	c.lastSeen.Store(s.tick.Load())
 	c.reading.Store(true) // serveConn reads first
-	c.pending, out.handshake = out.handshake, nil
-	c.exempt = len(c.pending)
+	c.start(out.handshake)
+	out.handshake = nil
 	out.c = c
 	ws.SetReadLimit(s.cfg.maxMessageSize)
 	ws.SetPingHandler(c.onPing)
