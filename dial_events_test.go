@@ -14,23 +14,6 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// readInBackground reads c until it fails, so that gorilla handles pings
-// and closes, and sends each message on the returned channel.
-func readInBackground(c *websocket.Conn) <-chan string {
-	msgs := make(chan string, 100)
-	go func() {
-		defer close(msgs)
-		for {
-			_, data, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			msgs <- string(data)
-		}
-	}()
-	return msgs
-}
-
 // TestDialJSONL checks that --jsonl prints each event as one JSON object
 // with the fields the README documents.
 func TestDialJSONL(t *testing.T) {
@@ -43,7 +26,7 @@ func TestDialJSONL(t *testing.T) {
 			once.do(func() { close(pinged) }) // after the pong, so it precedes the close
 			return err
 		})
-		msgs := readInBackground(c)
+		msgs := readAll(c)
 		c.WriteMessage(websocket.TextMessage, []byte("hello\nworld"))
 		c.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3})
 		c.WriteControl(websocket.PingMessage, []byte("p1"), time.Now().Add(time.Second))
@@ -121,7 +104,7 @@ func TestDialShowPing(t *testing.T) {
 			pings <- struct{}{}
 			return err
 		})
-		msgs := readInBackground(c)
+		msgs := readAll(c)
 		c.WriteControl(websocket.PingMessage, []byte("hb"), time.Now().Add(time.Second))
 		<-pings
 		<-pings
@@ -150,7 +133,7 @@ func TestDialKeepaliveLoss(t *testing.T) {
 	url := newPeer(t, func(w http.ResponseWriter, r *http.Request) {
 		c := accept(t, w, r)
 		c.SetPingHandler(func(string) error { return nil }) // deaf
-		for range readInBackground(c) {
+		for range readAll(c) {
 		}
 	})
 	r := dialInProcess(t, strings.NewReader(""), url, "--ping-interval", "100ms", "--wait", "-1")
@@ -199,13 +182,7 @@ func TestDialReconnect(t *testing.T) {
 	}
 	waitStderr := func(want string, count int) {
 		t.Helper()
-		deadline := time.Now().Add(testTimeout)
-		for strings.Count(stderr.String(), want) < count {
-			if time.Now().After(deadline) {
-				t.Fatalf("stderr does not say %q %d times:\n%s", want, count, stderr.String())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitFor(t, func() bool { return strings.Count(stderr.String(), want) >= count })
 	}
 
 	io.WriteString(stdin, "one\n")

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -70,52 +69,6 @@ func (r dialResult) wantExit(t *testing.T, code int) {
 	if r.code != code {
 		t.Fatalf("exit code %d, want %d; stderr:\n%s", r.code, code, r.stderr)
 	}
-}
-
-// newPeer runs a scripted WebSocket server on a loopback socket: handle
-// serves each request, and accept upgrades it. It returns the ws:// URL.
-// Connections are closed and handlers waited for when the test ends.
-func newPeer(t *testing.T, handle func(w http.ResponseWriter, r *http.Request)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	srv := &http.Server{
-		ReadHeaderTimeout: testTimeout,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			wg.Add(1)
-			defer wg.Done()
-			handle(w, r)
-		}),
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		srv.Close()
-		done := make(chan struct{})
-		go func() { wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(testTimeout):
-			t.Error("peer handlers did not end")
-		}
-	})
-	return "ws://" + ln.Addr().String() + "/"
-}
-
-// accept upgrades a peer request, offering subprotocols. The connection is
-// closed when the test ends, which also ends handlers blocked reading it.
-func accept(t *testing.T, w http.ResponseWriter, r *http.Request, subprotocols ...string) *websocket.Conn {
-	u := websocket.Upgrader{Subprotocols: subprotocols, CheckOrigin: func(*http.Request) bool { return true }}
-	c, err := u.Upgrade(w, r, nil)
-	if err != nil {
-		t.Errorf("upgrade: %v", err)
-		return nil
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetReadDeadline(time.Now().Add(testTimeout))
-	return c
 }
 
 // TestDialPipeRoundTrip pipes lines through wsx echo --prefix "" and checks

@@ -212,19 +212,6 @@ func newTTYPeer(t *testing.T) (string, *ttyPeer) {
 	return url, p
 }
 
-// next returns what arrived on ch.
-func next[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(testTimeout):
-		t.Fatalf("no %s arrived", what)
-	}
-	var zero T
-	return zero
-}
-
 // TestDialInteractive drives wsx dial through a pseudo-terminal: the
 // prompt, a message arriving while a line is half typed, slash commands,
 // /close 4000 bye; then, in more runs, the history kept across runs, Ctrl-D

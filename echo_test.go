@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,18 +118,13 @@ func TestEchoMaxConns503(t *testing.T) {
 	// A slot frees up when a client leaves.
 	second.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
 	expectClose(t, second, websocket.CloseNormalClosure)
-	deadline := time.Now().Add(testTimeout)
-	for {
+	waitFor(t, func() bool { // a slot frees once the server has seen the close
 		c, _, err := websocket.DefaultDialer.Dial(srv.url, nil)
 		if err == nil {
 			c.Close()
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no slot after a client left: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err == nil
+	})
 }
 
 func TestEchoOrigin403(t *testing.T) {
@@ -185,7 +179,8 @@ func TestEchoDropsClientIgnoringPings(t *testing.T) {
 	srv := newTestServer(t, "echo", "--ping-interval", "100ms")
 	deaf := dialTest(t, srv.url, nil)
 	deaf.SetPingHandler(func(string) error { return nil }) // never answers
-	alive := dialTest(t, srv.url, nil)                     // gorilla answers pings by default
+	alive := dialTest(t, srv.url, nil)
+	pings := answerPings(alive)
 	aliveMsgs := readAll(alive)
 	deaf.SetReadDeadline(time.Now().Add(testTimeout))
 	var err error
@@ -200,7 +195,9 @@ func TestEchoDropsClientIgnoringPings(t *testing.T) {
 		t.Errorf("drop not logged:\n%s", srv.stderr.String())
 	}
 	// The client that answers pings outlives several intervals.
-	time.Sleep(500 * time.Millisecond)
+	for i := range 5 {
+		next(t, pings, fmt.Sprintf("ping %d", i+1))
+	}
 	alive.WriteMessage(websocket.TextMessage, []byte("still here"))
 	select {
 	case got := <-aliveMsgs:
@@ -210,23 +207,6 @@ func TestEchoDropsClientIgnoringPings(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatal("client answering pings got no reply")
 	}
-}
-
-// readAll reads messages from c in a goroutine until it fails, and sends
-// their payloads on the returned channel, which is closed at the end.
-func readAll(c *websocket.Conn) <-chan []byte {
-	ch := make(chan []byte, 100)
-	go func() {
-		defer close(ch)
-		for {
-			_, data, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			ch <- data
-		}
-	}()
-	return ch
 }
 
 func TestEchoCompression(t *testing.T) {
@@ -330,37 +310,6 @@ func TestEchoLogs(t *testing.T) {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
-	}
-}
-
-// pinnedTLS trusts exactly the self-signed certificate whose fingerprint
-// the server logged, as a user pinning it would.
-func pinnedTLS(t *testing.T, srv *testServer) *tls.Config {
-	t.Helper()
-	m := regexp.MustCompile(`fingerprint ([0-9A-F:]{95})`).FindStringSubmatch(srv.stderr.String())
-	if m == nil {
-		t.Fatalf("no SHA-256 fingerprint logged:\n%s", srv.stderr.String())
-	}
-	return &tls.Config{
-		InsecureSkipVerify: true, // replaced by the pin below
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if got := fingerprint(raw[0]); got != m[1] {
-				return fmt.Errorf("certificate fingerprint %s, printed %s", got, m[1])
-			}
-			return nil
-		},
-	}
-}
-
-// waitFor polls cond until it holds or the test times out.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -265,9 +265,12 @@ func TestServeKeepaliveWithIdleConnectionsPolled(t *testing.T) {
 	deaf := dialTest(t, srv.url, nil)
 	deaf.SetPingHandler(func(string) error { return nil })
 	alive := dialTest(t, srv.url, nil)
+	pings := answerPings(alive)
 	aliveMsgs := readAll(alive)
 	expectClose(t, deaf, websocket.CloseGoingAway)
-	time.Sleep(500 * time.Millisecond) // several intervals
+	for i := range 5 { // several intervals
+		next(t, pings, fmt.Sprintf("ping %d", i+1))
+	}
 	sender := dialTest(t, srv.url, nil)
 	sender.WriteMessage(websocket.TextMessage, []byte("still here"))
 	select {
@@ -377,7 +380,8 @@ func TestServeShutdownRacingUpgrades(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(100 * time.Millisecond)
+	// Stop while the dialers are busy upgrading.
+	waitFor(t, func() bool { return connected.Load() >= 20 })
 	srv.stop()
 	close(stop)
 	wg.Wait()
@@ -408,10 +412,9 @@ func TestServeIdleConnectionsHaveNoGoroutine(t *testing.T) {
 	for i := range clients {
 		clients[i] = newRawClient(t, srv.url)
 	}
-	time.Sleep(100 * time.Millisecond) // let the handlers finish
-	if grown := runtime.NumGoroutine() - before; grown > n/10 {
-		t.Errorf("%d idle connections added %d goroutines, want almost none", n, grown)
-	}
+	// The handlers' goroutines end once each connection is parked; if
+	// they did not, this would time out.
+	waitFor(t, func() bool { return runtime.NumGoroutine()-before <= n/10 })
 	// They still work: a message from one reaches another.
 	clients[0].conn.Write(maskedFrame(websocket.TextMessage, []byte("awake")))
 	clients[1].conn.SetReadDeadline(time.Now().Add(testTimeout))

@@ -14,65 +14,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/gorilla/websocket"
 )
-
-// noMessage asserts that nothing arrives on c for a short while. It is the
-// only way to show a message was not delivered; the wait is bounded and
-// short, and the tests send a message that must arrive after it, so a late
-// delivery is still caught.
-func noMessage(t *testing.T, c *websocket.Conn, what string) {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
-	if op, data, err := c.ReadMessage(); err == nil {
-		t.Fatalf("%s: got message type %d %q, want none", what, op, data)
-	}
-}
-
-// rawClients dials n raw clients to url.
-func rawClients(t *testing.T, url string, n int) []*websocket.Conn {
-	t.Helper()
-	cs := make([]*websocket.Conn, n)
-	for i := range cs {
-		cs[i] = dialTest(t, url, nil)
-	}
-	return cs
-}
-
-// jsonClient dials a client speaking wsx.chat.v1 and returns it with its
-// welcome event.
-func jsonClient(t *testing.T, url string, h http.Header) (*websocket.Conn, welcomeEvent) {
-	t.Helper()
-	d := websocket.Dialer{Subprotocols: []string{chatProtocol}}
-	c, resp, err := d.Dial(url, h)
-	if err != nil {
-		t.Fatalf("dial %s: %v %v", url, err, resp)
-	}
-	t.Cleanup(func() { c.Close() })
-	if c.Subprotocol() != chatProtocol {
-		t.Fatalf("subprotocol %q, want %s", c.Subprotocol(), chatProtocol)
-	}
-	var w welcomeEvent
-	readJSON(t, c, &w)
-	if w.Event != "welcome" {
-		t.Fatalf("first event %q, want welcome", w.Event)
-	}
-	return c, w
-}
-
-// readJSON reads one text message and decodes it into v.
-func readJSON(t *testing.T, c *websocket.Conn, v any) {
-	t.Helper()
-	op, data := readMsg(t, c)
-	if op != websocket.TextMessage {
-		t.Fatalf("JSON event in a message of type %d", op)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		t.Fatalf("event %q: %v", data, err)
-	}
-}
 
 func TestServeRelaysToOthers(t *testing.T) {
 	srv := newTestServer(t, "serve")
