@@ -47,16 +47,3 @@ func parseSize(s string) (int64, error) {
 	}
 	return n << shift, nil
 }
-
-// isToken reports whether s is a non-empty HTTP token (RFC 7230).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
-			return false
-		}
-	}
-	return true
-}

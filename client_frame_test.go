@@ -3,11 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha1"
-	"encoding/base64"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -32,13 +29,6 @@ func TestMaskBytes(t *testing.T) {
 			}
 		}
 	}
-}
-
-// rawFrame is one frame as sent on the wire.
-type rawFrame struct {
-	fin, rsv1, masked bool
-	op                byte
-	payload           []byte // unmasked
 }
 
 // rawServer accepts WebSocket connections on a bare socket, does the
@@ -74,8 +64,7 @@ func serveRaw(t *testing.T, conn net.Conn, frames chan<- rawFrame) {
 		t.Errorf("raw server: %v", err)
 		return
 	}
-	sum := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	fmt.Fprintf(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", base64.StdEncoding.EncodeToString(sum[:]))
+	fmt.Fprintf(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", acceptKey(req.Header.Get("Sec-WebSocket-Key")))
 	for {
 		f, err := readRawFrame(br)
 		if err != nil {
@@ -87,44 +76,6 @@ func serveRaw(t *testing.T, conn net.Conn, frames chan<- rawFrame) {
 			return
 		}
 	}
-}
-
-// readRawFrame reads and unmasks one frame.
-func readRawFrame(r io.Reader) (rawFrame, error) {
-	var h [2]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return rawFrame{}, err
-	}
-	f := rawFrame{fin: h[0]&finBit != 0, rsv1: h[0]&rsv1Bit != 0, op: h[0] & 0x0f, masked: h[1]&0x80 != 0}
-	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var ext [2]byte
-		if _, err := io.ReadFull(r, ext[:]); err != nil {
-			return f, err
-		}
-		n = uint64(binary.BigEndian.Uint16(ext[:]))
-	case 127:
-		var ext [8]byte
-		if _, err := io.ReadFull(r, ext[:]); err != nil {
-			return f, err
-		}
-		n = binary.BigEndian.Uint64(ext[:])
-	}
-	var key [4]byte
-	if f.masked {
-		if _, err := io.ReadFull(r, key[:]); err != nil {
-			return f, err
-		}
-	}
-	f.payload = make([]byte, n)
-	if _, err := io.ReadFull(r, f.payload); err != nil {
-		return f, err
-	}
-	for i := range f.payload {
-		f.payload[i] ^= key[i%4]
-	}
-	return f, nil
 }
 
 // collectFrames reads frames up to and including the close.

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -289,4 +290,21 @@ func offersDeflate(h http.Header) bool {
 		}
 	}
 	return false
+}
+
+// unofferedExtension returns an error naming the first extension of the
+// server's answer that the client did not offer, which RFC 6455 §4.1 makes
+// the client refuse: without --compress, a permessage-deflate answer would
+// otherwise have wsx compress what the server may not expect.
+func unofferedExtension(h http.Header, offeredDeflate bool) error {
+	list, err := parseExtensions(h.Values("Sec-WebSocket-Extensions"))
+	if err != nil {
+		return fmt.Errorf("the server's Sec-WebSocket-Extensions does not parse: %w", err)
+	}
+	for _, e := range list {
+		if e.name != deflateExtension || !offeredDeflate {
+			return fmt.Errorf("the server answered with the extension %s, which wsx did not offer (RFC 6455 §4.1)", e.name)
+		}
+	}
+	return nil
 }

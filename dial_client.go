@@ -99,6 +99,12 @@ func (cl *dialClient) connect(ctx context.Context) (*websocket.Conn, *http.Respo
 	if verbose && resp != nil {
 		cl.log.Debug(formatResponse(resp), "event", evOpen)
 	}
+	if err == nil {
+		if err = unofferedExtension(resp.Header, cl.cfg.handshake.compress); err != nil {
+			ws.Close() // not yet open: no close frame (RFC 6455 §7.1.7)
+			return nil, resp, err
+		}
+	}
 	return ws, resp, err
 }
 

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
@@ -24,7 +24,7 @@ func (c *dialConn) readPump() {
 	for {
 		c.extendReadDeadline()
 		op, data, err := c.readMessage(&buf)
-		if err != nil {
+		if err != nil && !errors.Is(err, errInvalidUTF8) {
 			c.end = c.readEnding(err)
 			return
 		}
@@ -33,7 +33,7 @@ func (c *dialConn) readPump() {
 		if failed || (c.cfg.count > 0 && c.cl.received >= c.cfg.count) {
 			continue
 		}
-		if op == websocket.TextMessage && !utf8.Valid(data) {
+		if err != nil { // errInvalidUTF8: the rest of the message is not read
 			failed = true
 			msg := "The server sent a text message that is not valid UTF-8; closing (1007)"
 			c.cl.note(slog.LevelError, evError, msg)
@@ -49,6 +49,8 @@ func (c *dialConn) readPump() {
 }
 
 // readMessage reads the next message into a slice of its own, through buf.
+// A text message is checked for UTF-8 as it arrives and fails with
+// errInvalidUTF8 at its first invalid byte.
 // Unlike gorilla's ReadMessage it allocates only the message's size, which
 // matters when many short messages arrive.
 func (c *dialConn) readMessage(buf *bytes.Buffer) (int, []byte, error) {
@@ -57,8 +59,24 @@ func (c *dialConn) readMessage(buf *bytes.Buffer) (int, []byte, error) {
 		return op, nil, err
 	}
 	buf.Reset()
-	if _, err := buf.ReadFrom(r); err != nil {
-		return op, nil, err
+	var text utf8Stream
+	for {
+		buf.Grow(bytes.MinRead)
+		b := buf.AvailableBuffer()
+		n, err := r.Read(b[:cap(b)])
+		buf.Write(b[:n])
+		if op == websocket.TextMessage && !text.check(buf.Bytes()) {
+			return op, nil, errInvalidUTF8
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return op, nil, err
+		}
+	}
+	if op == websocket.TextMessage && !text.done(buf.Bytes()) {
+		return op, nil, errInvalidUTF8
 	}
 	data := make([]byte, buf.Len())
 	copy(data, buf.Bytes())

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"strings"
 	"sync"
 	"testing"
 
@@ -59,40 +55,4 @@ func BenchmarkEchoRoundTrip(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "roundtrips/s")
 		})
 	}
-}
-
-// rawClient is a WebSocket client on a bare socket, for benchmarks.
-type rawClient struct {
-	conn net.Conn
-	r    *bufio.Reader
-}
-
-// newRawClient does the opening handshake by hand.
-func newRawClient(tb testing.TB, url string) *rawClient {
-	tb.Helper()
-	host := strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/")
-	conn, err := net.Dial("tcp", host)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { conn.Close() })
-	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", host)
-	r := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(r, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		tb.Fatalf("handshake: %v %v", err, resp)
-	}
-	return &rawClient{conn: conn, r: r}
-}
-
-// maskedFrame encodes a final client frame with a fixed mask.
-func maskedFrame(op int, payload []byte) []byte {
-	key := [4]byte{1, 2, 3, 4}
-	f := appendHeader(nil, op, len(payload), false)
-	f[1] |= 0x80
-	f = append(f, key[:]...)
-	for i, c := range payload {
-		f = append(f, c^key[i%4])
-	}
-	return f
 }

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -510,4 +513,102 @@ func answerPings(c *websocket.Conn) <-chan struct{} {
 		return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(testTimeout))
 	})
 	return pings
+}
+
+// rawFrame is one frame as sent on the wire.
+type rawFrame struct {
+	fin, rsv1, masked bool
+	op                byte
+	payload           []byte // unmasked
+}
+
+// readRawFrame reads and unmasks one frame.
+func readRawFrame(r io.Reader) (rawFrame, error) {
+	var h [2]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return rawFrame{}, err
+	}
+	f := rawFrame{fin: h[0]&finBit != 0, rsv1: h[0]&rsv1Bit != 0, op: h[0] & 0x0f, masked: h[1]&0x80 != 0}
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var ext [2]byte
+		if _, err := io.ReadFull(r, ext[:]); err != nil {
+			return f, err
+		}
+		n = uint64(binary.BigEndian.Uint16(ext[:]))
+	case 127:
+		var ext [8]byte
+		if _, err := io.ReadFull(r, ext[:]); err != nil {
+			return f, err
+		}
+		n = binary.BigEndian.Uint64(ext[:])
+	}
+	var key [4]byte
+	if f.masked {
+		if _, err := io.ReadFull(r, key[:]); err != nil {
+			return f, err
+		}
+	}
+	f.payload = make([]byte, n)
+	if _, err := io.ReadFull(r, f.payload); err != nil {
+		return f, err
+	}
+	for i := range f.payload {
+		f.payload[i] ^= key[i%4]
+	}
+	return f, nil
+}
+
+// rawClient is a WebSocket client on a bare socket, for benchmarks.
+type rawClient struct {
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+// newRawClient does the opening handshake by hand.
+func newRawClient(tb testing.TB, url string) *rawClient {
+	tb.Helper()
+	c, resp := rawHandshake(tb, url, "")
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		tb.Fatalf("handshake: %s", resp.Status)
+	}
+	return c
+}
+
+// rawHandshake sends an opening handshake with extra header lines
+// ("Name: value\r\n" each) and returns the client and the response.
+func rawHandshake(tb testing.TB, url, extra string) (*rawClient, *http.Response) {
+	tb.Helper()
+	host := strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n", host, extra)
+	r := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		tb.Fatalf("handshake: %v", err)
+	}
+	return &rawClient{conn: conn, r: r}, resp
+}
+
+// maskedFrame encodes a final client frame with a fixed mask.
+func maskedFrame(op int, payload []byte) []byte {
+	key := [4]byte{1, 2, 3, 4}
+	f := appendHeader(nil, op, len(payload), false)
+	f[1] |= 0x80
+	f = append(f, key[:]...)
+	for i, c := range payload {
+		f = append(f, c^key[i%4])
+	}
+	return f
+}
+
+// acceptKey is the Sec-WebSocket-Accept answer to a Sec-WebSocket-Key.
+func acceptKey(key string) string {
+	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(sum[:])
 }

@@ -16,7 +16,9 @@ func (c *wsConn) onPong(string) error {
 }
 
 // readMessage reads the next data message into the connection's reused
-// buffer. The returned slice is valid until the next call.
+// buffer. The returned slice is valid until the next call. A text message
+// is checked as it arrives, and fails with errInvalidUTF8 at its first
+// invalid byte, however much of it is still to come.
 func (c *wsConn) readMessage() (int, []byte, error) {
 	op, r, err := c.ws.NextReader()
 	if err != nil {
@@ -27,6 +29,7 @@ func (c *wsConn) readMessage() (int, []byte, error) {
 		c.msg = make([]byte, 0, firstMessageBuffer)
 	}
 	b := c.msg[:0]
+	var text utf8Stream
 	for {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
@@ -39,12 +42,18 @@ func (c *wsConn) readMessage() (int, []byte, error) {
 			c.closeWith(websocket.CloseMessageTooBig, "", closeGrace)
 			return 0, nil, websocket.ErrReadLimit
 		}
+		if op == websocket.TextMessage && !text.check(b) {
+			return 0, nil, errInvalidUTF8
+		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return 0, nil, err
 		}
+	}
+	if op == websocket.TextMessage && !text.done(b) {
+		return 0, nil, errInvalidUTF8
 	}
 	if cap(b) <= keepBuffer {
 		c.msg = b

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/binary"
 	"net"
 	"time"
 
@@ -21,25 +20,25 @@ const connInputBuffer = 512
 // frames gorilla sends on its own (a close answering a protocol error or an
 // oversized message) never cut into a frame being written.
 //
-// Reads come through in, and never past the end of the current frame. So
-// when gorilla has read a whole message its own buffer is empty, and
-// in.Buffered() alone says whether input is waiting: a connection with
+// Reads come through frames, and never past the end of the current frame.
+// So when gorilla has read a whole message its own buffer is empty, and
+// frames.in.Buffered() alone says whether input is waiting: a connection with
 // nothing buffered can wait for the socket in the poller, with no goroutine.
 type shimConn struct {
 	net.Conn
 	c         *wsConn // set once the handshake is done
 	handshake []byte  // the response, held until c exists
 
-	in        *bufio.Reader // reads from sock
-	sock      sockReader
-	frameLeft int64 // bytes of the current frame not yet handed to gorilla
+	frames frameReader // reads from sock
+	sock   sockReader
 }
 
 // newShimConn wraps a hijacked connection.
 func newShimConn(conn net.Conn) *shimConn {
 	o := &shimConn{Conn: conn}
 	o.sock.init(conn)
-	o.in = bufio.NewReaderSize(&o.sock, connInputBuffer)
+	o.frames.in = bufio.NewReaderSize(&o.sock, connInputBuffer)
+	o.frames.check = checkRSV1
 	return o
 }
 
@@ -48,63 +47,17 @@ func newShimConn(conn net.Conn) *shimConn {
 // (which the next read reports). Plain TCP only.
 func (o *shimConn) poll() bool {
 	o.sock.nonBlocking = true
-	_, err := o.in.Peek(1)
+	_, err := o.frames.in.Peek(1)
 	o.sock.nonBlocking = false
 	return err != errWouldBlock
 }
 
-// Read hands gorilla the input, at most to the end of the current frame.
-func (o *shimConn) Read(p []byte) (int, error) {
-	if o.frameLeft == 0 {
-		n, err := o.nextFrameLen()
-		if err != nil {
-			return 0, err
-		}
-		o.frameLeft = n
-	}
-	if int64(len(p)) > o.frameLeft {
-		p = p[:o.frameLeft]
-	}
-	n, err := o.in.Read(p)
-	o.frameLeft -= int64(n)
-	return n, err
-}
-
-// nextFrameLen peeks at the header of the next frame and returns the
-// frame's whole length.
-func (o *shimConn) nextFrameLen() (int64, error) {
-	h, err := o.in.Peek(2)
-	if err != nil {
-		return 0, err
-	}
-	size := 2
-	switch h[1] & 0x7f {
-	case 126:
-		size += 2
-	case 127:
-		size += 8
-	}
-	if h[1]&0x80 != 0 {
-		size += 4
-	}
-	if h, err = o.in.Peek(size); err != nil {
-		return 0, err
-	}
-	var n uint64
-	switch h[1] & 0x7f {
-	case 126:
-		n = uint64(binary.BigEndian.Uint16(h[2:]))
-	case 127:
-		n = binary.BigEndian.Uint64(h[2:])
-	default:
-		n = uint64(h[1] & 0x7f)
-	}
-	// gorilla refuses lengths with the top bit set; just do not overflow.
-	return int64(min(n, 1<<62)) + int64(size), nil
-}
+// Read hands gorilla the input, at most to the end of the current frame,
+// failing a frame with RSV1 where it may not be.
+func (o *shimConn) Read(p []byte) (int, error) { return o.frames.Read(p) }
 
 // buffered reports whether input is waiting in the connection's buffer.
-func (o *shimConn) buffered() bool { return o.in.Buffered() > 0 }
+func (o *shimConn) buffered() bool { return o.frames.in.Buffered() > 0 }
 
 // takeControl consumes a ping or pong at the head of the input, answering
 // the ping, and reports true; anything else (data, close, or a malformed
@@ -112,7 +65,7 @@ func (o *shimConn) buffered() bool { return o.in.Buffered() > 0 }
 // inside its wait for the next data message. It may block until the whole
 // frame has arrived. Only the reader calls it, between messages.
 func (o *shimConn) takeControl() bool {
-	h, err := o.in.Peek(2)
+	h, err := o.frames.in.Peek(2)
 	if err != nil {
 		return false
 	}
@@ -121,7 +74,7 @@ func (o *shimConn) takeControl() bool {
 	if (op != websocket.PingMessage && op != websocket.PongMessage) || h[0]&0xf0 != finBit || h[1]&0x80 == 0 || n > maxControlPayload {
 		return false
 	}
-	f, err := o.in.Peek(6 + n)
+	f, err := o.frames.in.Peek(6 + n)
 	if err != nil {
 		return false
 	}
@@ -129,7 +82,7 @@ func (o *shimConn) takeControl() bool {
 	for i := range n {
 		payload[i] = f[6+i] ^ f[2+i%4]
 	}
-	o.in.Discard(6 + n)
+	o.frames.in.Discard(6 + n)
 	if op == websocket.PingMessage {
 		o.c.onPing(string(payload[:n]))
 	} else {

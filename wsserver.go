@@ -132,6 +132,7 @@ func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, herr.status, errors.New(herr.msg))
 		return
 	}
+	deflateAnswer := s.chooseDeflate(r)
 	hw := &hijackWriter{ResponseWriter: w}
 	ws, err := s.upgrader.Upgrade(hw, r, nil)
 	if err != nil {
@@ -141,6 +142,12 @@ func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.log.Warn(fmt.Sprintf("Refused a connection from %s: %v", r.RemoteAddr, err), "event", evWarn, "remote", r.RemoteAddr)
 		}
 		return // otherwise refuse has answered and logged it
+	}
+	if deflateAnswer != "" && deflateAnswer != gorillaDeflateAnswer {
+		// The response is still held in the shim: answer as negotiated.
+		hw.shim.handshake = bytes.Replace(hw.shim.handshake,
+			[]byte("Sec-WebSocket-Extensions: "+gorillaDeflateAnswer+"\r\n"),
+			[]byte("Sec-WebSocket-Extensions: "+deflateAnswer+"\r\n"), 1)
 	}
 	c := s.newConn(ws, hw.shim, r, sess)
 	admitted = true
@@ -153,6 +160,28 @@ func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	// The handler returns now so net/http frees its per-connection buffers.
 	go s.serveConn(c, stopping)
+}
+
+// chooseDeflate negotiates permessage-deflate for r with --compress: it
+// returns the answer to send, and leaves in r's header only what makes
+// gorilla negotiate compression (a plain "permessage-deflate") or nothing,
+// so that gorilla neither accepts an offer wsx declines nor declines one
+// it accepts.
+func (s *wsServer) chooseDeflate(r *http.Request) string {
+	if !s.cfg.compress {
+		return ""
+	}
+	offers, err := parseExtensions(r.Header.Values("Sec-WebSocket-Extensions"))
+	r.Header.Del("Sec-WebSocket-Extensions")
+	if err != nil {
+		s.log.Debug("Ignored the extension offers of "+r.RemoteAddr+": "+err.Error(), "event", evWarn)
+		return ""
+	}
+	answer, ok := negotiateDeflate(offers)
+	if ok {
+		r.Header.Set("Sec-WebSocket-Extensions", deflateExtension)
+	}
+	return answer
 }
 
 // newConn wraps an upgraded connection.

@@ -7,7 +7,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
@@ -63,7 +62,7 @@ func (s *wsServer) park(c *wsConn) bool {
 // one readBurst runs per connection: its caller set c.reading.
 func (s *wsServer) readBurst(c *wsConn) {
 	// Input is waiting (or the socket ended): bring it into the buffer.
-	_, peekErr := c.shim.in.Peek(1)
+	_, peekErr := c.shim.frames.in.Peek(1)
 	for {
 		for c.shim.buffered() && c.shim.takeControl() {
 		}
@@ -75,12 +74,6 @@ func (s *wsServer) readBurst(c *wsConn) {
 		if err != nil {
 			code, reason := s.readError(c, err)
 			s.endConn(c, code, reason)
-			return
-		}
-		if op == websocket.TextMessage && !utf8.Valid(data) {
-			c.log.Error(fmt.Sprintf("An error has occurred: connection %d sent a text message that is not valid UTF-8; closing it (1007)", c.id), "event", evError)
-			c.closeWith(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message", closeGrace)
-			s.endConn(c, websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in text message")
 			return
 		}
 		if c.ourCloseCode() != 0 {
@@ -112,7 +105,16 @@ func (s *wsServer) endConn(c *wsConn, code int, reason string) {
 // reason to report, logging what was not a normal close.
 func (s *wsServer) readError(c *wsConn, err error) (int, string) {
 	var ce *websocket.CloseError
+	var pe *protocolError
 	switch {
+	case errors.Is(err, errInvalidUTF8):
+		c.log.Error(fmt.Sprintf("An error has occurred: connection %d sent a text message that is not valid UTF-8; closing it (1007)", c.id), "event", evError)
+		c.closeWith(websocket.CloseInvalidFramePayloadData, errInvalidUTF8.Error(), closeGrace)
+		return websocket.CloseInvalidFramePayloadData, errInvalidUTF8.Error()
+	case errors.As(err, &pe):
+		c.log.Error(fmt.Sprintf("An error has occurred: connection %d: %s; closing it (1002)", c.id, pe.reason), "event", evError)
+		c.closeWith(websocket.CloseProtocolError, pe.reason, closeGrace)
+		return websocket.CloseProtocolError, pe.reason
 	case errors.As(err, &ce):
 		if ce.Code == websocket.CloseAbnormalClosure {
 			if code := c.ourCloseCode(); code != 0 {
