@@ -220,19 +220,20 @@ func clientTLSConfig(insecure bool, caFile, certFile, keyFile string) (*tls.Conf
 }
 
 // dialer returns the gorilla dialer for o, which honours HTTP_PROXY,
-// HTTPS_PROXY and NO_PROXY. If onRequest is not nil it is called with the
-// upgrade request, complete with every header, just before it is sent, and
-// the proxy chosen for it (nil for none): gorilla builds the request
-// internally and hands it to nothing else, so its Proxy hook is the one
-// place where -v can show the real thing.
+// HTTPS_PROXY and NO_PROXY and reads through a tapConn (client_conn.go).
+// If onRequest is not nil it is called with the upgrade request, complete
+// with every header, just before it is sent, and the proxy chosen for it
+// (nil for none): gorilla builds the request internally and hands it to
+// nothing else, so its Proxy hook is the one place where -v can show the
+// real thing. The hook answers nil: the dial functions tunnel themselves.
 func (o handshakeOptions) dialer(onRequest func(*http.Request, *url.URL)) *websocket.Dialer {
-	return &websocket.Dialer{
+	d := &websocket.Dialer{
 		Proxy: func(r *http.Request) (*url.URL, error) {
 			proxy, err := http.ProxyFromEnvironment(r)
 			if onRequest != nil && err == nil {
 				onRequest(r, proxy)
 			}
-			return proxy, err
+			return nil, err
 		},
 		HandshakeTimeout:  o.connectTimeout,
 		TLSClientConfig:   o.tls,
@@ -242,6 +243,8 @@ func (o handshakeOptions) dialer(onRequest func(*http.Request, *url.URL)) *webso
 		// protocol error: wsx writes its own frames (frameWriter).
 		WriteBufferSize: maxHeaderLen + maxControlPayload,
 	}
+	o.netDialers(d)
+	return d
 }
 
 // normalizeURL turns the URL argument into a ws:// or wss:// URL:

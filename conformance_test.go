@@ -1,15 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -292,5 +295,91 @@ func TestRFC6455_8_1_DialFailsInvalidUTF8AtFirstFragment(t *testing.T) {
 	r.wantExit(t, exitAbnormal)
 	if code := <-closed; code != websocket.CloseInvalidFramePayloadData {
 		t.Errorf("server saw close %d, want 1007", code)
+	}
+}
+
+// rawPeer is a server on a bare socket for dial: it answers the handshake
+// with extra response header lines, then runs script on the connection.
+func rawPeer(t *testing.T, extra string, script func(conn net.Conn, r *bufio.Reader)) string {
+	t.Helper()
+	return newPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(testTimeout))
+		fmt.Fprintf(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
+			acceptKey(r.Header.Get("Sec-WebSocket-Key")), extra)
+		script(conn, brw.Reader)
+	})
+}
+
+// serverClose is an unmasked close frame with code and reason.
+func serverClose(code int, reason string) []byte {
+	return encodeFrame(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), false)
+}
+
+func TestRFC6455_7_4_2_DialAcceptsCloseCodes1012To1014(t *testing.T) {
+	for _, code := range []int{1012, 1013, 1014} {
+		replies := make(chan rawFrame, 1)
+		url := rawPeer(t, "", func(conn net.Conn, r *bufio.Reader) {
+			conn.Write(serverClose(code, "going"))
+			if f, err := readRawFrame(r); err == nil {
+				replies <- f
+			}
+			close(replies)
+		})
+		res := dialInProcess(t, strings.NewReader(""), url, "--wait", "-1")
+		res.wantExit(t, exitAbnormal)
+		if want := fmt.Sprintf("Connection closed (%d - going)", code); !strings.Contains(res.stderr, want) {
+			t.Errorf("close %d: stderr does not say %q:\n%s", code, want, res.stderr)
+		}
+		f, ok := <-replies
+		if !ok || f.op != websocket.CloseMessage || len(f.payload) < 2 || int(binary.BigEndian.Uint16(f.payload)) != code {
+			t.Errorf("close %d: dial answered %+v, want a close with the same code", code, f)
+		}
+	}
+}
+
+func TestRFC6455_7_4_2_DialReconnectsAfter1014(t *testing.T) {
+	var conns atomic.Int32
+	url := rawPeer(t, "", func(conn net.Conn, r *bufio.Reader) {
+		code := closeBadGateway
+		if conns.Add(1) > 1 {
+			code = websocket.CloseNormalClosure
+		}
+		conn.Write(serverClose(code, ""))
+		readRawFrame(r)
+	})
+	res := dialInProcess(t, strings.NewReader(""), url, "--wait", "-1", "--reconnect")
+	res.wantExit(t, exitOK)
+	if conns.Load() != 2 {
+		t.Errorf("%d connections, want a reconnection after 1014; stderr:\n%s", conns.Load(), res.stderr)
+	}
+}
+
+func TestRFC7692_6_1_DialFailsRSV1OnControlFrame(t *testing.T) {
+	replies := make(chan rawFrame, 1)
+	url := rawPeer(t, "Sec-WebSocket-Extensions: "+gorillaDeflateAnswer+"\r\n", func(conn net.Conn, r *bufio.Reader) {
+		conn.Write([]byte{fin | rsv1 | opPing, 1, 'p'})
+		for {
+			f, err := readRawFrame(r)
+			if err != nil {
+				break
+			}
+			if f.op != websocket.PongMessage {
+				replies <- f
+				break
+			}
+		}
+		close(replies)
+	})
+	res := dialInProcess(t, strings.NewReader(""), url, "--compress", "--wait", "-1")
+	res.wantExit(t, exitAbnormal)
+	f, ok := <-replies
+	if !ok || f.op != websocket.CloseMessage || binary.BigEndian.Uint16(f.payload) != websocket.CloseProtocolError {
+		t.Errorf("dial answered %+v, want close 1002; stderr:\n%s", f, res.stderr)
 	}
 }

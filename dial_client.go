@@ -116,20 +116,25 @@ func (cl *dialClient) connect(ctx context.Context) (*websocket.Conn, *http.Respo
 func interruptible(ctx context.Context, d *websocket.Dialer) (release func()) {
 	var mu sync.Mutex
 	var stops []func() bool
-	base := d.NetDialContext
-	if base == nil {
-		base = (&net.Dialer{}).DialContext
-	}
-	d.NetDialContext = func(dctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := base(dctx, network, addr)
-		if err != nil {
-			return nil, err
+	watch := func(base func(context.Context, string, string) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
+		if base == nil {
+			base = (&net.Dialer{}).DialContext
 		}
-		stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
-		mu.Lock()
-		stops = append(stops, stop)
-		mu.Unlock()
-		return conn, nil
+		return func(dctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := base(dctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+			mu.Lock()
+			stops = append(stops, stop)
+			mu.Unlock()
+			return conn, nil
+		}
+	}
+	d.NetDialContext = watch(d.NetDialContext)
+	if d.NetDialTLSContext != nil {
+		d.NetDialTLSContext = watch(d.NetDialTLSContext)
 	}
 	return func() {
 		mu.Lock()

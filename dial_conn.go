@@ -68,12 +68,22 @@ func newDialConn(cl *dialClient, ws *websocket.Conn, resp *http.Response) *dialC
 		return nil
 	})
 	ws.SetCloseHandler(func(code int, _ string) error {
+		code = c.closeCode(code)
 		if c.ourClose.Load() == nil {
 			c.closeReply = websocket.FormatCloseMessage(code, "")
 		}
 		return nil
 	})
 	return c
+}
+
+// closeCode is the close code the server sent, given the one gorilla
+// reports (tapConn shows gorilla a stand-in for 1014).
+func (c *dialConn) closeCode(code int) int {
+	if t, ok := c.ws.NetConn().(*tapConn); ok {
+		return t.closeCode(code)
+	}
+	return code
 }
 
 // run is the write pump. It sends the queued messages, answers pings,

@@ -24,6 +24,17 @@ func (c *dialConn) readPump() {
 	for {
 		c.extendReadDeadline()
 		op, data, err := c.readMessage(&buf)
+		var pe *protocolError
+		if errors.As(err, &pe) && c.ourClose.Load() == nil {
+			// Caught below gorilla, which has not answered it: fail the
+			// connection with 1002 once the read side is over.
+			msg := "The server broke the protocol: " + pe.reason + "; closing (1002)"
+			c.cl.note(slog.LevelError, evError, msg)
+			c.cl.show(event{kind: evError, err: msg})
+			c.closeReply = websocket.FormatCloseMessage(websocket.CloseProtocolError, pe.reason)
+			c.end = ending{code: websocket.CloseProtocolError, reason: pe.reason, by: byClient}
+			return
+		}
 		if err != nil && !errors.Is(err, errInvalidUTF8) {
 			c.end = c.readEnding(err)
 			return
@@ -112,7 +123,7 @@ func (c *dialConn) readEnding(err error) ending {
 	case errors.As(err, &ce) && ce.Code == websocket.CloseAbnormalClosure:
 		return ending{code: websocket.CloseAbnormalClosure, reason: "connection lost: " + ce.Text, by: byNone}
 	case errors.As(err, &ce):
-		return ending{code: ce.Code, reason: ce.Text, by: byServer}
+		return ending{code: c.closeCode(ce.Code), reason: ce.Text, by: byServer}
 	case errors.As(err, &ne) && ne.Timeout():
 		return ending{code: websocket.CloseAbnormalClosure, reason: fmt.Sprintf("connection lost: nothing arrived for %s (--%s)", 2*c.cfg.pingInterval, flagPingInterval), by: byNone}
 	case errors.As(err, &ne):
