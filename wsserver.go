@@ -21,10 +21,6 @@ import (
 // per connection.
 
 const (
-	// readHeaderTimeout bounds how long a client may take to send its request
-	// headers (slowloris).
-	readHeaderTimeout = 10 * time.Second
-
 	// idleTimeout closes kept-alive plain HTTP connections (the page,
 	// /healthz) that stay silent this long.
 	idleTimeout = 2 * time.Minute

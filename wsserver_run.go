@@ -114,10 +114,13 @@ func runWSServer(ctx context.Context, cfg wsServerConfig, s *wsServer, handler h
 		defer s.stopPoller()
 	}
 
+	guard := newConnGuard()
 	httpServer := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxRequestHeader,
+		ConnState:         guard.track,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	serveErr := make(chan error, 1)
@@ -127,6 +130,9 @@ func runWSServer(ctx context.Context, cfg wsServerConfig, s *wsServer, handler h
 	if cfg.pingInterval > 0 {
 		go s.keepalive(keepaliveCtx, cfg.pingInterval)
 	}
+	guardDone := make(chan struct{})
+	go func() { defer close(guardDone); guard.report(keepaliveCtx, s.log, guardInterval) }()
+	defer func() { stopKeepalive(); <-guardDone }()
 
 	select {
 	case err := <-serveErr:
