@@ -110,7 +110,7 @@ type echoSession struct {
 }
 
 func (e *echoSession) open(c *wsConn) {
-	c.log.Info(fmt.Sprintf("New connection! (%d) from %s", c.id, c.remote), "event", evOpen)
+	c.log().Info(fmt.Sprintf("New connection! (%d) from %s", c.id, c.remote), "event", evOpen)
 	if e.cfg.welcome != "" {
 		c.send(websocket.TextMessage, nil, []byte(e.cfg.welcome))
 	}
@@ -118,7 +118,7 @@ func (e *echoSession) open(c *wsConn) {
 
 func (e *echoSession) message(c *wsConn, op int, data []byte) {
 	if c.verbose() {
-		c.log.Debug(fmt.Sprintf("Connection %d sent a %s message of %d bytes: %s", c.id, opName(op), len(data), preview(op, data)),
+		c.log().Debug(fmt.Sprintf("Connection %d sent a %s message of %d bytes: %s", c.id, opName(op), len(data), preview(op, data)),
 			"event", evMessage, "type", opName(op), "length", len(data))
 	}
 	if e.cfg.reply == nil {
@@ -128,7 +128,7 @@ func (e *echoSession) message(c *wsConn, op int, data []byte) {
 	e.out.Reset()
 	err := e.cfg.reply.Execute(&e.out, replyData{Data: string(data), Type: opName(op), ID: c.id, Remote: c.remote, Time: time.Now()})
 	if err != nil {
-		c.log.Error(fmt.Sprintf("An error has occurred: --reply template: %v", err), "event", evError)
+		c.log().Error(fmt.Sprintf("An error has occurred: --reply template: %v", err), "event", evError)
 		c.closeWith(websocket.CloseInternalServerErr, "reply template failed", closeGrace)
 		return
 	}

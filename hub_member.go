@@ -46,7 +46,7 @@ func (c *member) open(conn *wsConn) {
 	if c.name == "" {
 		c.name = "guest-" + strconv.FormatUint(conn.id, 10)
 	}
-	conn.log.Info(fmt.Sprintf("New connection! (%d) %s from %s room=%s", conn.id, c.name, conn.remote, c.room),
+	conn.log().Info(fmt.Sprintf("New connection! (%d) %s from %s room=%s", conn.id, c.name, conn.remote, c.room),
 		"event", evOpen, "name", c.name, "room", c.room, "role", c.role, "json", c.json)
 	c.hub.join(c)
 }
@@ -78,10 +78,10 @@ func (c *member) message(conn *wsConn, op int, data []byte) {
 	if c.limiter != nil && !c.limiter.Allow() {
 		c.dropped++
 		if c.dropped == 1 {
-			conn.log.Warn(fmt.Sprintf("Connection %d (%s) is over --rate %g/s: dropping its messages", conn.id, c.name, c.hub.cfg.rate), "event", evWarn)
+			conn.log().Warn(fmt.Sprintf("Connection %d (%s) is over --rate %g/s: dropping its messages", conn.id, c.name, c.hub.cfg.rate), "event", evWarn)
 		}
 		if float64(c.dropped) > floodFactor*max(c.hub.cfg.rate, 1) {
-			conn.log.Warn(fmt.Sprintf("Connection %d (%s) keeps flooding: closing it (1008)", conn.id, c.name), "event", evWarn)
+			conn.log().Warn(fmt.Sprintf("Connection %d (%s) keeps flooding: closing it (1008)", conn.id, c.name), "event", evWarn)
 			conn.closeWith(websocket.ClosePolicyViolation, "rate limit exceeded", closeGrace)
 			return
 		}
@@ -93,7 +93,7 @@ func (c *member) message(conn *wsConn, op int, data []byte) {
 	if c.role == roleReadOnly {
 		if !c.warnedReadOnly {
 			c.warnedReadOnly = true
-			conn.log.Warn(fmt.Sprintf("Connection %d (%s) is read-only: its messages are dropped", conn.id, c.name), "event", evWarn)
+			conn.log().Warn(fmt.Sprintf("Connection %d (%s) is read-only: its messages are dropped", conn.id, c.name), "event", evWarn)
 		}
 		if c.json {
 			c.sendError("read-only", "you have read-only access: your messages are not relayed")
@@ -108,7 +108,7 @@ func (c *member) message(conn *wsConn, op int, data []byte) {
 		if c.hub.cfg.includeSelf {
 			others++
 		}
-		conn.log.Debug(fmt.Sprintf("Connection %d sending message %s to %d other connection%s", conn.id, preview(op, data), others, plural(others)),
+		conn.log().Debug(fmt.Sprintf("Connection %d sending message %s to %d other connection%s", conn.id, preview(op, data), others, plural(others)),
 			"event", evMessage, "type", opName(op), "length", len(data))
 	}
 	c.hub.publish(&chatMessage{kind: kindMessage, room: c.room, from: c.name, fromConn: conn.id, sender: c,

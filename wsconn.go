@@ -71,17 +71,16 @@ type wsConn struct {
 	fd      syscall.RawConn // for non-blocking writes; nil on TLS connections
 	nb      nonBlockingWrite
 	deflate bool // permessage-deflate was negotiated
-	log     *slog.Logger
 	srv     *wsServer
 
 	// lastSeen is the keepalive tick at which a frame last arrived.
-	lastSeen     atomic.Int64
-	reading      atomic.Bool // a goroutine is in readBurst
-	polled       bool        // registered with the poller; set before any read
-	pollFD       int32       // the descriptor the poller knows it by
-	maxQueue     int
-	msg          []byte        // reused buffer for incoming messages
-	socketClosed chan struct{} // closed when the socket is closed
+	lastSeen   atomic.Int64
+	reading    atomic.Bool // a goroutine is in readBurst
+	polled     bool        // registered with the poller; set before any read
+	pollFD     int32       // the descriptor the poller knows it by
+	maxQueue   int
+	msg        []byte         // reused buffer for incoming messages
+	socketOpen sync.WaitGroup // done when the socket is closed; a channel costs 100 bytes more
 
 	mu         sync.Mutex
 	pending    []byte // whole frames waiting to be written
@@ -153,7 +152,7 @@ func (c *wsConn) cutSlowConsumerLocked() {
 	c.pending = append(c.pending[:c.exempt], closeFrame(websocket.ClosePolicyViolation, "slow consumer")...)
 	c.closeSent, c.closeCode = true, websocket.ClosePolicyViolation
 	c.mu.Unlock()
-	c.log.Warn("Connection "+c.idText()+" is a slow consumer: its send queue is over "+strconv.Itoa(c.maxQueue)+" bytes; closing it (1008)",
+	c.log().Warn("Connection "+c.idText()+" is a slow consumer: its send queue is over "+strconv.Itoa(c.maxQueue)+" bytes; closing it (1008)",
 		"event", evWarn, "send_queue", c.maxQueue)
 	c.raw.SetWriteDeadline(time.Now().Add(closeGrace))
 	time.AfterFunc(closeGrace, c.abort)
@@ -247,13 +246,17 @@ func (c *wsConn) abort() {
 	c.pending, c.spare, c.exempt = nil, nil, 0
 	c.mu.Unlock()
 	c.raw.Close()
-	close(c.socketClosed)
+	c.socketOpen.Done()
 	// A connection waiting in the poller has no reader to notice.
 	c.srv.wake(c)
 }
 
 // verbose reports whether per-message log lines are wanted.
-func (c *wsConn) verbose() bool { return c.log.Enabled(context.Background(), slog.LevelDebug) }
+func (c *wsConn) verbose() bool { return c.srv.log.Enabled(context.Background(), slog.LevelDebug) }
+
+// log is the server's logger with the connection's attributes. It is made
+// for each log line, which is rare, rather than kept by every connection.
+func (c *wsConn) log() *slog.Logger { return c.srv.log.With("conn", c.id, "remote", c.remote) }
 
 // idText is the connection id as log lines print it.
 func (c *wsConn) idText() string { return strconv.FormatUint(c.id, 10) }
@@ -393,4 +396,15 @@ func (c *wsConn) queueGorilla(p []byte) error {
 	c.mu.Unlock()
 	c.flushNow()
 	return nil
+}
+
+// releaseIdle lets go of the write buffers of a connection with nothing
+// to write, as it goes idle: a busy connection reuses them, an idle one
+// should not hold them.
+func (c *wsConn) releaseIdle() {
+	c.mu.Lock()
+	if !c.writing && len(c.pending) == 0 {
+		c.pending, c.spare = nil, nil
+	}
+	c.mu.Unlock()
 }

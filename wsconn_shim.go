@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -23,7 +24,8 @@ const connInputBuffer = 512
 // Reads come through frames, and never past the end of the current frame.
 // So when gorilla has read a whole message its own buffer is empty, and
 // frames.in.Buffered() alone says whether input is waiting: a connection with
-// nothing buffered can wait for the socket in the poller, with no goroutine.
+// nothing buffered can wait for the socket in the poller, with no goroutine
+// and no input buffer.
 type shimConn struct {
 	net.Conn
 	c         *wsConn // set once the handshake is done
@@ -33,11 +35,33 @@ type shimConn struct {
 	sock   sockReader
 }
 
+// inputBuffers holds the input buffers of connections nobody reads: a
+// connection parked in the poller holds none.
+var inputBuffers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, connInputBuffer) }}
+
+// holdInput gives the shim an input buffer if it has none. Only the reader
+// calls it, before reading.
+func (o *shimConn) holdInput() {
+	if o.frames.in == nil {
+		o.frames.in = inputBuffers.Get().(*bufio.Reader)
+		o.frames.in.Reset(&o.sock)
+	}
+}
+
+// releaseInput gives the input buffer back to the pool unless it holds
+// input. Only the reader calls it, as it parks the connection.
+func (o *shimConn) releaseInput() {
+	if in := o.frames.in; in != nil && in.Buffered() == 0 {
+		in.Reset(nil)
+		inputBuffers.Put(in)
+		o.frames.in = nil
+	}
+}
+
 // newShimConn wraps a hijacked connection.
 func newShimConn(conn net.Conn) *shimConn {
 	o := &shimConn{Conn: conn}
 	o.sock.init(conn)
-	o.frames.in = bufio.NewReaderSize(&o.sock, connInputBuffer)
 	o.frames.check = checkRSV1
 	return o
 }

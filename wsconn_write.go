@@ -54,7 +54,7 @@ func (c *wsConn) writeLoop(b []byte) {
 	for {
 		c.raw.SetWriteDeadline(time.Now().Add(writeWait))
 		if _, err := c.raw.Write(b); err != nil {
-			c.log.Debug("Write to connection "+c.idText()+" failed: "+err.Error(), "event", evError)
+			c.log().Debug("Write to connection "+c.idText()+" failed: "+err.Error(), "event", evError)
 			c.writeFailed()
 			return
 		}

@@ -184,21 +184,20 @@ func (s *wsServer) chooseDeflate(r *http.Request) string {
 func (s *wsServer) newConn(ws *websocket.Conn, out *shimConn, r *http.Request, sess session) *wsConn {
 	id := s.nextID.Add(1)
 	c := &wsConn{
-		id:           id,
-		remote:       r.RemoteAddr,
-		ws:           ws,
-		shim:         out,
-		sess:         sess,
-		raw:          out.Conn,
-		deflate:      bytes.Contains(out.handshake, []byte("Sec-WebSocket-Extensions: permessage-deflate")),
-		srv:          s,
-		maxQueue:     s.cfg.sendQueue,
-		socketClosed: make(chan struct{}),
+		id:       id,
+		remote:   r.RemoteAddr,
+		ws:       ws,
+		shim:     out,
+		sess:     sess,
+		raw:      out.Conn,
+		deflate:  bytes.Contains(out.handshake, []byte("Sec-WebSocket-Extensions: permessage-deflate")),
+		srv:      s,
+		maxQueue: s.cfg.sendQueue,
 	}
-	c.log = s.log.With("conn", id, "remote", c.remote)
-	if c.fd = rawSocket(out.Conn); c.fd != nil {
+	if c.fd = out.sock.fd; c.fd != nil { // one RawConn for reads and writes
 		c.nb.write = c.nb.do
 	}
+	c.socketOpen.Add(1)
 	c.lastSeen.Store(s.tick.Load())
 	c.reading.Store(true) // serveConn reads first
 	c.start(out.handshake)

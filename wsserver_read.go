@@ -49,11 +49,16 @@ func (s *wsServer) wake(c *wsConn) {
 // caller reads on to learn how it ended — unless a reader woken by abort
 // already does, which also reports true.
 func (s *wsServer) park(c *wsConn) bool {
+	// An idle connection holds no buffer.
+	c.shim.releaseInput()
+	c.msg = nil
+	c.releaseIdle()
 	c.reading.Store(false)
-	if s.poller.arm(c.fd) == nil {
+	if s.poller.arm(c.fd) == nil || !c.reading.CompareAndSwap(false, true) {
 		return true
 	}
-	return !c.reading.CompareAndSwap(false, true)
+	c.shim.holdInput()
+	return false
 }
 
 // readBurst reads and handles messages while input is waiting, then parks
@@ -62,6 +67,7 @@ func (s *wsServer) park(c *wsConn) bool {
 // one readBurst runs per connection: its caller set c.reading.
 func (s *wsServer) readBurst(c *wsConn) {
 	// Input is waiting (or the socket ended): bring it into the buffer.
+	c.shim.holdInput()
 	_, peekErr := c.shim.frames.in.Peek(1)
 	for {
 		for c.shim.buffered() && c.shim.takeControl() {
@@ -90,14 +96,14 @@ func (s *wsServer) endConn(c *wsConn, code int, reason string) {
 	defer s.active.Add(-1)
 	c.finish()
 	c.sess.close(c, code, reason)
-	<-c.socketClosed
+	c.socketOpen.Wait()
 	if s.poller != nil {
 		s.poller.remove(c.pollFD, c)
 	}
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
-	c.log.Info(fmt.Sprintf("Connection %d has disconnected (%s)", c.id, strings.TrimSpace(strconv.Itoa(code)+" "+reason)),
+	c.log().Info(fmt.Sprintf("Connection %d has disconnected (%s)", c.id, strings.TrimSpace(strconv.Itoa(code)+" "+reason)),
 		"event", evClose, "code", code, "reason", reason)
 }
 
@@ -108,11 +114,11 @@ func (s *wsServer) readError(c *wsConn, err error) (int, string) {
 	var pe *protocolError
 	switch {
 	case errors.Is(err, errInvalidUTF8):
-		c.log.Error(fmt.Sprintf("An error has occurred: connection %d sent a text message that is not valid UTF-8; closing it (1007)", c.id), "event", evError)
+		c.log().Error(fmt.Sprintf("An error has occurred: connection %d sent a text message that is not valid UTF-8; closing it (1007)", c.id), "event", evError)
 		c.closeWith(websocket.CloseInvalidFramePayloadData, errInvalidUTF8.Error(), closeGrace)
 		return websocket.CloseInvalidFramePayloadData, errInvalidUTF8.Error()
 	case errors.As(err, &pe):
-		c.log.Error(fmt.Sprintf("An error has occurred: connection %d: %s; closing it (1002)", c.id, pe.reason), "event", evError)
+		c.log().Error(fmt.Sprintf("An error has occurred: connection %d: %s; closing it (1002)", c.id, pe.reason), "event", evError)
 		c.closeWith(websocket.CloseProtocolError, pe.reason, closeGrace)
 		return websocket.CloseProtocolError, pe.reason
 	case errors.As(err, &ce):
@@ -124,7 +130,7 @@ func (s *wsServer) readError(c *wsConn, err error) (int, string) {
 		}
 		return ce.Code, ce.Text
 	case errors.Is(err, websocket.ErrReadLimit):
-		c.log.Error(fmt.Sprintf("An error has occurred: connection %d sent a message over --max-message-size (%d bytes); closing it (1009)", c.id, s.cfg.maxMessageSize), "event", evError)
+		c.log().Error(fmt.Sprintf("An error has occurred: connection %d sent a message over --max-message-size (%d bytes); closing it (1009)", c.id, s.cfg.maxMessageSize), "event", evError)
 		return websocket.CloseMessageTooBig, "message too big"
 	}
 	var ne net.Error
@@ -135,6 +141,6 @@ func (s *wsServer) readError(c *wsConn, err error) (int, string) {
 		return websocket.CloseAbnormalClosure, "connection lost"
 	}
 	// gorilla has already queued 1002 for a protocol error.
-	c.log.Error(fmt.Sprintf("An error has occurred: connection %d: %v", c.id, err), "event", evError)
+	c.log().Error(fmt.Sprintf("An error has occurred: connection %d: %v", c.id, err), "event", evError)
 	return websocket.CloseProtocolError, err.Error()
 }

@@ -33,7 +33,7 @@ func (s *wsServer) keepalive(ctx context.Context, interval time.Duration) {
 		now := s.tick.Add(1)
 		for _, c := range s.snapshot() {
 			if now-c.lastSeen.Load() >= 2 {
-				c.log.Warn(fmt.Sprintf("Connection %d did not answer pings for %s; dropping it", c.id, 2*interval), "event", evWarn)
+				c.log().Warn(fmt.Sprintf("Connection %d did not answer pings for %s; dropping it", c.id, 2*interval), "event", evWarn)
 				c.closeWith(websocket.CloseGoingAway, "ping timeout", 0)
 				continue
 			}
