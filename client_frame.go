@@ -173,16 +173,3 @@ func (w *frameWriter) state() (stopped, broken bool) {
 	defer w.mu.Unlock()
 	return w.stopped, w.broken
 }
-
-// maskBytes XORs b with the masking key, the first byte of b with key[0].
-func maskBytes(key [4]byte, b []byte) {
-	k := uint64(binary.LittleEndian.Uint32(key[:]))
-	k |= k << 32
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])^k)
-	}
-	for ; i < len(b); i++ {
-		b[i] ^= key[i&3]
-	}
-}

@@ -42,7 +42,7 @@ type member struct {
 
 func (c *member) open(conn *wsConn) {
 	c.conn = conn
-	c.json = conn.ws.Subprotocol() == chatProtocol
+	c.json = conn.subprotocol == chatProtocol
 	if c.name == "" {
 		c.name = "guest-" + strconv.FormatUint(conn.id, 10)
 	}

@@ -117,3 +117,25 @@ func compress(prefix, payload []byte) *compressor {
 	c.buf.Truncate(len(bytes.TrimSuffix(c.buf.Bytes(), compressedTail)))
 	return c
 }
+
+// maskBytes XORs b with the masking key, the first byte of b with key[0].
+func maskBytes(key [4]byte, b []byte) {
+	k := uint64(binary.LittleEndian.Uint32(key[:]))
+	k |= k << 32
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], binary.LittleEndian.Uint64(b[i:])^k)
+	}
+	for ; i < len(b); i++ {
+		b[i] ^= key[i&3]
+	}
+}
+
+// maskAt masks or unmasks b, the bytes at offset pos of a payload masked
+// with key.
+func maskAt(key [4]byte, pos int, b []byte) {
+	if r := pos & 3; r != 0 {
+		key = [4]byte{key[r], key[(r+1)&3], key[(r+2)&3], key[(r+3)&3]}
+	}
+	maskBytes(key, b)
+}

@@ -27,6 +27,7 @@ func (e *protocolError) Error() string { return e.reason }
 // frameHeader is a parsed frame header.
 type frameHeader struct {
 	b0     byte  // FIN, RSV1-3 and the opcode
+	masked bool  // a mask key follows the length
 	size   int   // header length, with the extended length and mask key
 	length int64 // payload length
 }
@@ -64,7 +65,7 @@ func parseFrameHeader(b []byte) (h frameHeader, need int, ok bool) {
 		n = uint64(b[1] & 0x7f)
 	}
 	// gorilla refuses lengths with the top bit set; just do not overflow.
-	h.b0, h.length = b[0], int64(min(n, 1<<62))
+	h.b0, h.masked, h.length = b[0], b[1]&maskBit != 0, int64(min(n, 1<<62))
 	return h, h.size, true
 }
 

@@ -36,10 +36,9 @@ var errClosed = errors.New("connection closed")
 
 // wsConn is one accepted WebSocket connection.
 //
-// Reads happen only in the connection's one readBurst at a time, through
-// gorilla. Writes never go through gorilla's writers: every outgoing frame,
-// including the control frames gorilla itself emits through shimConn, is
-// appended whole to pending under mu. At most one goroutine at a time — the
+// Reads happen only in the connection's one readBurst at a time, frame by
+// frame (wsconn_read.go); gorilla only performs the handshake. Every
+// outgoing frame is appended whole to pending under mu. At most one goroutine at a time — the
 // one that set writing — moves pending bytes to the socket, and it never
 // holds mu while doing so. Appending never blocks: a queue over maxQueue
 // bytes gets the connection closed as a slow consumer.
@@ -48,8 +47,9 @@ var errClosed = errors.New("connection closed")
 // only through the methods here. Who calls which of them:
 //
 //	read goroutine (readBurst)   send (echo, a member's error events), onPing,
-//	                             onClose, queueGorilla (via shimConn.Write),
-//	                             closeWith (1007, 1008, 1009), finish
+//	                             onClose, closeWith (1002, 1007, 1008, 1009),
+//	                             finish
+//	gorilla, via shimConn.Write  queueGorilla (nothing after the handshake)
 //	joiner's read goroutine      push (welcome and history, under the room lock)
 //	fan-out shards               enqueue + flushAsync, writeShared
 //	keepalive goroutine          enqueue(ping) + flushAsync, closeWith(1001, 0)
@@ -62,16 +62,16 @@ var errClosed = errors.New("connection closed")
 // held across a socket write or a log call. The hub's locks, which are
 // taken before it, are ordered in hub.go.
 type wsConn struct {
-	id      uint64
-	remote  string
-	ws      *websocket.Conn
-	shim    *shimConn
-	sess    session
-	raw     net.Conn
-	fd      syscall.RawConn // for non-blocking writes; nil on TLS connections
-	nb      nonBlockingWrite
-	deflate bool // permessage-deflate was negotiated
-	srv     *wsServer
+	id          uint64
+	remote      string
+	subprotocol string // negotiated in the handshake
+	shim        *shimConn
+	sess        session
+	raw         net.Conn
+	fd          syscall.RawConn // for non-blocking writes; nil on TLS connections
+	nb          nonBlockingWrite
+	deflate     bool // permessage-deflate was negotiated
+	srv         *wsServer
 
 	// lastSeen is the keepalive tick at which a frame last arrived.
 	lastSeen   atomic.Int64
@@ -80,6 +80,7 @@ type wsConn struct {
 	pollFD     int32       // the descriptor the poller knows it by
 	maxQueue   int
 	msg        []byte         // reused buffer for incoming messages
+	rd         readState      // the message being received
 	socketOpen sync.WaitGroup // done when the socket is closed; a channel costs 100 bytes more
 
 	mu         sync.Mutex
@@ -198,30 +199,27 @@ func (c *wsConn) ourCloseCode() int {
 	return c.closeCode
 }
 
-// onPing answers a ping with a pong carrying the same data; gorilla's
-// default handler would write it itself, from the read goroutine, into the
-// middle of whatever is being written.
-func (c *wsConn) onPing(data string) error {
-	c.lastSeen.Store(c.srv.tick.Load())
+// onPing answers a ping with a pong carrying the same data, queued behind
+// whatever is being written.
+func (c *wsConn) onPing(data []byte) {
 	c.mu.Lock()
 	if c.closeSent || c.closed {
 		c.mu.Unlock()
-		return nil
+		return
 	}
-	c.pending = appendFrame(c.pending, websocket.PongMessage, nil, []byte(data), false)
+	c.pending = appendFrame(c.pending, websocket.PongMessage, nil, data, false)
 	c.mu.Unlock()
 	c.flushNow()
-	return nil
 }
 
 // onClose answers the peer's close frame with the same code, unless we
 // already sent ours; the read loop then ends with a CloseError.
-func (c *wsConn) onClose(code int, _ string) error {
+func (c *wsConn) onClose(code int) {
 	c.mu.Lock()
 	c.peerClosed = true
 	if c.closeSent || c.closed {
 		c.mu.Unlock()
-		return nil
+		return
 	}
 	c.closeSent = true
 	if code == websocket.CloseNoStatusReceived {
@@ -231,7 +229,6 @@ func (c *wsConn) onClose(code int, _ string) error {
 	}
 	c.mu.Unlock()
 	c.flushNow()
-	return nil
 }
 
 // abort closes the socket at once. It is safe to call more than once and

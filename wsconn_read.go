@@ -1,64 +1,229 @@
 package main
 
 import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"fmt"
 	"io"
+	"slices"
+	"sync"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
 
-// The read side of wsConn that holds no lock: the message buffer and the
-// liveness of the peer.
+// The read side of wsConn: frames straight from the connection's input
+// buffer, one at a time. gorilla only performs the handshake; reading
+// frames here costs no allocation per message, keeps nothing per idle
+// connection (gorilla's Conn is 700 bytes with its buffers), and checks
+// what gorilla does not (RSV1 where RFC 7692 forbids it, UTF-8 as it
+// arrives). Only the connection's reader calls these, so the state they
+// use needs no lock.
 
-// onPong notes that the peer is alive.
-func (c *wsConn) onPong(string) error {
-	c.lastSeen.Store(c.srv.tick.Load())
-	return nil
+// deflateTail ends a permessage-deflate message for the inflater: the
+// empty stored block the sender removed, then a final empty block.
+var deflateTail = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
+
+// inflaters are reused flate readers (each holds a 32 KiB window).
+var inflaters sync.Pool
+
+// readState is the message being received: its opcode (0: none), whether
+// it is compressed, and how much of it is checked UTF-8.
+type readState struct {
+	op         int
+	compressed bool
+	text       utf8Stream
 }
 
-// readMessage reads the next data message into the connection's reused
-// buffer. The returned slice is valid until the next call. A text message
-// is checked as it arrives, and fails with errInvalidUTF8 at its first
-// invalid byte, however much of it is still to come.
-func (c *wsConn) readMessage() (int, []byte, error) {
-	op, r, err := c.ws.NextReader()
+// readFrame reads one frame and handles it: a ping is answered, a pong
+// noted, a close answered and returned as a *websocket.CloseError, and a
+// data frame added to the message in progress. When a frame completes a
+// data message it returns the message's opcode and data, valid until the
+// next call; otherwise op is 0.
+func (c *wsConn) readFrame() (op int, data []byte, err error) {
+	in := c.shim.frames.in
+	h, err := c.shim.frames.peekHeader()
 	if err != nil {
 		return 0, nil, err
 	}
 	c.lastSeen.Store(c.srv.tick.Load())
-	if c.msg == nil {
-		c.msg = make([]byte, 0, firstMessageBuffer)
+	if err := c.checkFrame(h); err != nil {
+		return 0, nil, err
 	}
-	b := c.msg[:0]
-	var text utf8Stream
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
+	hdr, _ := in.Peek(h.size) // peekHeader has it buffered
+	var key [4]byte
+	copy(key[:], hdr[h.size-4:])
+	in.Discard(h.size)
+	if h.op() >= firstControlOpcode {
+		return 0, nil, c.controlFrame(h, key)
+	}
+	return c.dataFrame(h, key)
+}
+
+// checkFrame applies RFC 6455 §5 (and RFC 7692 §6.1) to a client frame's
+// header before any of its payload is read.
+func (c *wsConn) checkFrame(h frameHeader) error {
+	op := h.op()
+	switch {
+	case !h.masked:
+		return &protocolError{"client frame without a MASK"}
+	case h.b0&(rsvBits&^rsv1Bit) != 0:
+		return &protocolError{"RSV2 or RSV3 set"}
+	case h.b0&rsv1Bit != 0 && !c.deflate:
+		return &protocolError{"RSV1 set without permessage-deflate"}
+	case op > websocket.BinaryMessage && op < websocket.CloseMessage || op > websocket.PongMessage:
+		return &protocolError{fmt.Sprintf("unknown opcode %d", op)}
+	case op >= firstControlOpcode && h.b0&finBit == 0:
+		return &protocolError{"fragmented control frame"}
+	case op >= firstControlOpcode && h.length > maxControlPayload:
+		return &protocolError{"control frame over 125 bytes"}
+	case op == opContinuation && c.rd.op == 0:
+		return &protocolError{"continuation frame with no message to continue"}
+	case op != opContinuation && op < firstControlOpcode && c.rd.op != 0:
+		return &protocolError{"new message before the fragmented one ended"}
+	}
+	if err := checkRSV1(h); err != nil {
+		return err
+	}
+	sofar := 0 // bytes of the message before this frame
+	if op == opContinuation {
+		sofar = len(c.msg)
+	}
+	if op < firstControlOpcode && int64(sofar)+h.length > c.srv.cfg.maxMessageSize {
+		c.closeWith(websocket.CloseMessageTooBig, "", closeGrace)
+		return websocket.ErrReadLimit
+	}
+	return nil
+}
+
+// controlFrame reads and handles a ping, pong or close.
+func (c *wsConn) controlFrame(h frameHeader, key [4]byte) error {
+	var buf [maxControlPayload]byte
+	p := buf[:h.length]
+	if _, err := io.ReadFull(c.shim.frames.in, p); err != nil {
+		return err
+	}
+	maskBytes(key, p)
+	switch h.op() {
+	case websocket.PingMessage:
+		c.onPing(p)
+	case websocket.PongMessage:
+		// lastSeen is set: nothing more to do.
+	case websocket.CloseMessage:
+		code, reason, err := parseCloseFrame(p)
+		if err != nil {
+			return err
 		}
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if int64(len(b)) > c.srv.cfg.maxMessageSize {
-			// gorilla limits the bytes on the wire; a compressed message
-			// may inflate past the limit.
-			c.closeWith(websocket.CloseMessageTooBig, "", closeGrace)
-			return 0, nil, websocket.ErrReadLimit
+		c.onClose(code)
+		return &websocket.CloseError{Code: code, Text: reason}
+	}
+	return nil
+}
+
+// parseCloseFrame reads a close frame's payload: no code (1005), or a
+// code that may be sent (RFC 6455 §7.4) and a UTF-8 reason.
+func parseCloseFrame(p []byte) (code int, reason string, err error) {
+	switch {
+	case len(p) == 0:
+		return websocket.CloseNoStatusReceived, "", nil
+	case len(p) == 1:
+		return 0, "", &protocolError{"close frame with a 1-byte payload"}
+	}
+	code = int(binary.BigEndian.Uint16(p))
+	if !receivableCloseCode(code) {
+		return 0, "", &protocolError{fmt.Sprintf("invalid close code %d", code)}
+	}
+	if !utf8.Valid(p[2:]) {
+		return 0, "", &protocolError{"invalid UTF-8 in close reason"}
+	}
+	return code, string(p[2:]), nil
+}
+
+// receivableCloseCode reports whether a peer may send code: the codes RFC
+// 6455 §7.4 and its registry define for sending, and 3000-4999.
+func receivableCloseCode(code int) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	}
+	return code >= 3000 && code <= 4999
+}
+
+// dataFrame reads a text, binary or continuation frame into the message
+// in progress, checking text for UTF-8 as it arrives.
+func (c *wsConn) dataFrame(h frameHeader, key [4]byte) (int, []byte, error) {
+	if h.op() != opContinuation {
+		c.rd = readState{op: h.op(), compressed: h.b0&rsv1Bit != 0}
+		if c.msg == nil {
+			c.msg = make([]byte, 0, firstMessageBuffer)
 		}
-		if op == websocket.TextMessage && !text.check(b) {
+		c.msg = c.msg[:0]
+	}
+	checkText := c.rd.op == websocket.TextMessage && !c.rd.compressed
+	start, n := len(c.msg), int(h.length)
+	c.msg = growLen(c.msg, n)
+	for got := 0; got < n; {
+		// Piece by piece as it arrives, so invalid text fails at once.
+		k, err := c.shim.frames.in.Read(c.msg[start+got : start+n])
+		maskAt(key, got, c.msg[start+got:start+got+k])
+		got += k
+		if checkText && !c.rd.text.check(c.msg[:start+got]) {
 			return 0, nil, errInvalidUTF8
 		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
+		if err != nil && got < n {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
 			return 0, nil, err
 		}
 	}
-	if op == websocket.TextMessage && !text.done(b) {
+	if h.b0&finBit == 0 {
+		return 0, nil, nil
+	}
+	rd := c.rd
+	c.rd = readState{}
+	data := c.msg
+	if rd.compressed {
+		var err error
+		if data, err = c.inflate(data); err != nil {
+			return 0, nil, err
+		}
+	}
+	if rd.op == websocket.TextMessage && ((rd.compressed && !utf8.Valid(data)) || (!rd.compressed && !rd.text.done(data))) {
 		return 0, nil, errInvalidUTF8
 	}
-	if cap(b) <= keepBuffer {
-		c.msg = b
-	} else {
+	if cap(c.msg) > keepBuffer {
 		c.msg = nil
 	}
-	return op, b, nil
+	return rd.op, data, nil
+}
+
+// growLen extends b by n bytes, reallocating if need be.
+func growLen(b []byte, n int) []byte {
+	b = slices.Grow(b, n)
+	return b[:len(b)+n]
+}
+
+// inflate decompresses a permessage-deflate message, failing it with 1009
+// if it inflates past --max-message-size.
+func (c *wsConn) inflate(compressed []byte) ([]byte, error) {
+	src := io.MultiReader(bytes.NewReader(compressed), bytes.NewReader(deflateTail))
+	fr, _ := inflaters.Get().(io.ReadCloser)
+	if fr == nil {
+		fr = flate.NewReader(src)
+	} else {
+		fr.(flate.Resetter).Reset(src, nil)
+	}
+	defer inflaters.Put(fr)
+	limit := c.srv.cfg.maxMessageSize
+	out, err := io.ReadAll(io.LimitReader(fr, limit+1))
+	if err != nil {
+		return nil, &protocolError{"permessage-deflate: " + err.Error()}
+	}
+	if int64(len(out)) > limit {
+		c.closeWith(websocket.CloseMessageTooBig, "", closeGrace)
+		return nil, websocket.ErrReadLimit
+	}
+	return out, nil
 }

@@ -2,30 +2,26 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"sync"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
-// connInputBuffer is the connection's own input buffer, in front of
-// gorilla's.
+// connInputBuffer is the size of a connection's input buffer, taken from
+// a pool while the connection is read.
 const connInputBuffer = 512
 
-// shimConn is the net.Conn gorilla sees.
+// shimConn is the net.Conn gorilla sees during the handshake, and the
+// connection's input afterwards.
 //
-// Writes join the connection's queue: the handshake response is held until
-// the session has opened — so a client that sees 101 is already in its room,
-// and the response, welcome and history leave in one write — and the control
-// frames gorilla sends on its own (a close answering a protocol error or an
-// oversized message) never cut into a frame being written.
-//
-// Reads come through frames, and never past the end of the current frame.
-// So when gorilla has read a whole message its own buffer is empty, and
-// frames.in.Buffered() alone says whether input is waiting: a connection with
-// nothing buffered can wait for the socket in the poller, with no goroutine
-// and no input buffer.
+// gorilla's handshake response is held until the session has opened, so a
+// client that sees 101 is already in its room, and the response, welcome
+// and history leave in one write. After the handshake gorilla's Conn is
+// dropped: the connection's reader reads frames from frames.in, so
+// frames.in.Buffered() alone says whether input is waiting, and a
+// connection with nothing buffered can wait for the socket in the poller,
+// with no goroutine and no input buffer.
 type shimConn struct {
 	net.Conn
 	c         *wsConn // set once the handshake is done
@@ -62,7 +58,6 @@ func (o *shimConn) releaseInput() {
 func newShimConn(conn net.Conn) *shimConn {
 	o := &shimConn{Conn: conn}
 	o.sock.init(conn)
-	o.frames.check = checkRSV1
 	return o
 }
 
@@ -76,47 +71,19 @@ func (o *shimConn) poll() bool {
 	return err != errWouldBlock
 }
 
-// Read hands gorilla the input, at most to the end of the current frame,
-// failing a frame with RSV1 where it may not be.
-func (o *shimConn) Read(p []byte) (int, error) { return o.frames.Read(p) }
+// errShimRead: nothing reads through the shim; the connection's reader
+// reads frames.in.
+var errShimRead = errors.New("the connection's frames are read by its reader")
+
+// Read refuses: gorilla does not read during the handshake, and its Conn
+// is dropped after it.
+func (o *shimConn) Read([]byte) (int, error) { return 0, errShimRead }
 
 // buffered reports whether input is waiting in the connection's buffer.
 func (o *shimConn) buffered() bool { return o.frames.in.Buffered() > 0 }
 
-// takeControl consumes a ping or pong at the head of the input, answering
-// the ping, and reports true; anything else (data, close, or a malformed
-// frame) is left for gorilla, which would otherwise handle pings and pongs
-// inside its wait for the next data message. It may block until the whole
-// frame has arrived. Only the reader calls it, between messages.
-func (o *shimConn) takeControl() bool {
-	h, err := o.frames.in.Peek(2)
-	if err != nil {
-		return false
-	}
-	op := int(h[0] & 0x0f)
-	n := int(h[1] & 0x7f)
-	if (op != websocket.PingMessage && op != websocket.PongMessage) || h[0]&0xf0 != finBit || h[1]&0x80 == 0 || n > maxControlPayload {
-		return false
-	}
-	f, err := o.frames.in.Peek(6 + n)
-	if err != nil {
-		return false
-	}
-	var payload [maxControlPayload]byte
-	for i := range n {
-		payload[i] = f[6+i] ^ f[2+i%4]
-	}
-	o.frames.in.Discard(6 + n)
-	if op == websocket.PingMessage {
-		o.c.onPing(string(payload[:n]))
-	} else {
-		o.c.onPong("")
-	}
-	return true
-}
-
-// Write joins p, a whole handshake response or control frame from gorilla,
-// to the connection's queue and writes it, unless another goroutine writes.
+// Write holds gorilla's handshake response until the connection exists;
+// anything after it joins the connection's queue.
 func (o *shimConn) Write(p []byte) (int, error) {
 	if o.c == nil {
 		o.handshake = append(o.handshake, p...)

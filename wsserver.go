@@ -184,15 +184,15 @@ func (s *wsServer) chooseDeflate(r *http.Request) string {
 func (s *wsServer) newConn(ws *websocket.Conn, out *shimConn, r *http.Request, sess session) *wsConn {
 	id := s.nextID.Add(1)
 	c := &wsConn{
-		id:       id,
-		remote:   r.RemoteAddr,
-		ws:       ws,
-		shim:     out,
-		sess:     sess,
-		raw:      out.Conn,
-		deflate:  bytes.Contains(out.handshake, []byte("Sec-WebSocket-Extensions: permessage-deflate")),
-		srv:      s,
-		maxQueue: s.cfg.sendQueue,
+		id:          id,
+		remote:      r.RemoteAddr,
+		subprotocol: ws.Subprotocol(), // gorilla's Conn is dropped: wsx reads the frames itself
+		shim:        out,
+		sess:        sess,
+		raw:         out.Conn,
+		deflate:     bytes.Contains(out.handshake, []byte("Sec-WebSocket-Extensions: permessage-deflate")),
+		srv:         s,
+		maxQueue:    s.cfg.sendQueue,
 	}
 	if c.fd = out.sock.fd; c.fd != nil { // one RawConn for reads and writes
 		c.nb.write = c.nb.do
@@ -203,10 +203,6 @@ func (s *wsServer) newConn(ws *websocket.Conn, out *shimConn, r *http.Request, s
 	c.start(out.handshake)
 	out.handshake = nil
 	out.c = c
-	ws.SetReadLimit(s.cfg.maxMessageSize)
-	ws.SetPingHandler(c.onPing)
-	ws.SetPongHandler(c.onPong)
-	ws.SetCloseHandler(c.onClose)
 	return c
 }
 

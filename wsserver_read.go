@@ -51,7 +51,9 @@ func (s *wsServer) wake(c *wsConn) {
 func (s *wsServer) park(c *wsConn) bool {
 	// An idle connection holds no buffer.
 	c.shim.releaseInput()
-	c.msg = nil
+	if c.rd.op == 0 { // between messages
+		c.msg = nil
+	}
 	c.releaseIdle()
 	c.reading.Store(false)
 	if s.poller.arm(c.fd) == nil || !c.reading.CompareAndSwap(false, true) {
@@ -70,17 +72,18 @@ func (s *wsServer) readBurst(c *wsConn) {
 	c.shim.holdInput()
 	_, peekErr := c.shim.frames.in.Peek(1)
 	for {
-		for c.shim.buffered() && c.shim.takeControl() {
-		}
 		if c.polled && peekErr == nil && !c.shim.buffered() && !c.shim.poll() && s.park(c) {
 			return
 		}
 		peekErr = nil
-		op, data, err := c.readMessage()
+		op, data, err := c.readFrame()
 		if err != nil {
 			code, reason := s.readError(c, err)
 			s.endConn(c, code, reason)
 			return
+		}
+		if op == 0 {
+			continue // a control frame, or part of a message
 		}
 		if c.ourCloseCode() != 0 {
 			continue // we are closing: what it still sends goes nowhere
@@ -134,13 +137,13 @@ func (s *wsServer) readError(c *wsConn, err error) (int, string) {
 		return websocket.CloseMessageTooBig, "message too big"
 	}
 	var ne net.Error
-	if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.As(err, &ne) {
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne) {
 		if code := c.ourCloseCode(); code != 0 {
 			return code, "closed by the server"
 		}
 		return websocket.CloseAbnormalClosure, "connection lost"
 	}
-	// gorilla has already queued 1002 for a protocol error.
+	// A broken stream, such as a TLS record that does not decrypt.
 	c.log().Error(fmt.Sprintf("An error has occurred: connection %d: %v", c.id, err), "event", evError)
 	return websocket.CloseProtocolError, err.Error()
 }
