@@ -112,10 +112,14 @@ func (f *frameReader) Read(p []byte) (int, error) {
 }
 
 // peekHeader waits for the next frame's header without consuming it.
-func (f *frameReader) peekHeader() (frameHeader, error) {
+func (f *frameReader) peekHeader() (frameHeader, error) { return peekFrameHeader(f.in) }
+
+// peekFrameHeader waits for the next frame's header in in without
+// consuming it.
+func peekFrameHeader(in *bufio.Reader) (frameHeader, error) {
 	need := 2
 	for {
-		b, err := f.in.Peek(need)
+		b, err := in.Peek(need)
 		if err != nil {
 			return frameHeader{}, err
 		}

@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -25,8 +26,11 @@ type poller[T comparable] struct {
 	wakefd int // an eventfd that stops run
 	ready  func(T)
 
-	mu    sync.Mutex
-	conns map[int32]T // by file descriptor
+	mu sync.Mutex
+	// conns holds what each descriptor is registered for, indexed by the
+	// descriptor: the kernel hands out the lowest free ones, so the slice
+	// stays dense and costs 8 bytes a connection where a map costs 30.
+	conns []T
 }
 
 // newPoller makes the epoll instance.
@@ -46,7 +50,7 @@ func newPoller[T comparable](ready func(T)) (*poller[T], error) {
 		unix.Close(wakefd)
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
-	return &poller[T]{epfd: epfd, wakefd: wakefd, ready: ready, conns: make(map[int32]T)}, nil
+	return &poller[T]{epfd: epfd, wakefd: wakefd, ready: ready}, nil
 }
 
 // add registers the socket sock for v, disarmed (arm starts watching it),
@@ -60,6 +64,9 @@ func (p *poller[T]) add(sock syscall.RawConn, v T) (int32, error) {
 		return 0, err
 	}
 	p.mu.Lock()
+	if int(fd) >= len(p.conns) {
+		p.conns = slices.Grow(p.conns, int(fd)+1-len(p.conns))[:int(fd)+1]
+	}
 	p.conns[fd] = v
 	p.mu.Unlock()
 	return fd, p.ctl(sock, unix.EPOLL_CTL_ADD, unix.EPOLLONESHOT)
@@ -91,8 +98,9 @@ func (p *poller[T]) ctl(sock syscall.RawConn, op int, events uint32) error {
 func (p *poller[T]) remove(fd int32, v T) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.conns[fd] == v {
-		delete(p.conns, fd)
+	if int(fd) < len(p.conns) && p.conns[fd] == v {
+		var zero T
+		p.conns[fd] = zero
 	}
 }
 
@@ -113,10 +121,13 @@ func (p *poller[T]) run() {
 				unix.Close(p.wakefd)
 				return
 			}
+			var v T
 			p.mu.Lock()
-			v, ok := p.conns[ev.Fd]
+			if int(ev.Fd) < len(p.conns) {
+				v = p.conns[ev.Fd]
+			}
 			p.mu.Unlock()
-			if ok {
+			if v != zeroOf[T]() {
 				p.ready(v)
 			}
 		}
@@ -128,3 +139,6 @@ func (p *poller[T]) stop() {
 	one := [8]byte{1}
 	unix.Write(p.wakefd, one[:])
 }
+
+// zeroOf is T's zero value: a descriptor with nothing registered.
+func zeroOf[T comparable]() (zero T) { return zero }

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -40,7 +39,7 @@ var errClosed = errors.New("connection closed")
 // frame (wsconn_read.go); gorilla only performs the handshake. Every
 // outgoing frame is appended whole to pending under mu. At most one goroutine at a time — the
 // one that set writing — moves pending bytes to the socket, and it never
-// holds mu while doing so. Appending never blocks: a queue over maxQueue
+// holds mu while doing so. Appending never blocks: a queue over --send-queue
 // bytes gets the connection closed as a slow consumer.
 //
 // This file owns mu and everything it guards: other files change that state
@@ -67,18 +66,15 @@ type wsConn struct {
 	subprotocol string // negotiated in the handshake
 	shim        *shimConn
 	sess        session
-	raw         net.Conn
-	fd          syscall.RawConn // for non-blocking writes; nil on TLS connections
 	nb          nonBlockingWrite
-	deflate     bool // permessage-deflate was negotiated
 	srv         *wsServer
 
 	// lastSeen is the keepalive tick at which a frame last arrived.
 	lastSeen   atomic.Int64
-	reading    atomic.Bool // a goroutine is in readBurst
-	polled     bool        // registered with the poller; set before any read
-	pollFD     int32       // the descriptor the poller knows it by
-	maxQueue   int
+	reading    atomic.Bool    // a goroutine is in readBurst
+	polled     bool           // registered with the poller; set before any read
+	deflate    bool           // permessage-deflate was negotiated
+	pollFD     int32          // the descriptor the poller knows it by
 	msg        []byte         // reused buffer for incoming messages
 	rd         readState      // the message being received
 	socketOpen sync.WaitGroup // done when the socket is closed; a channel costs 100 bytes more
@@ -91,14 +87,14 @@ type wsConn struct {
 	closeSent  bool   // a close frame is queued: no more frames
 	closing    bool   // close the socket once pending is written
 	closed     bool   // the socket is closed
-	closeCode  int    // our close code, if we closed
 	peerClosed bool   // the peer's close frame arrived
+	closeCode  int    // our close code, if we closed
 }
 
 // send queues one data message made of prefix+payload and writes it from
 // the calling goroutine, blocking until it is written, unless another
 // goroutine is writing (a ping that met a full socket): then that writer
-// takes it, and the queue is held to maxQueue like enqueue's, so a peer that
+// takes it, and the queue is held to --send-queue like enqueue's, so a peer that
 // sends without reading cannot grow it. Used by request/reply sessions on
 // the read goroutine: a slow peer only slows its own reads. It reports
 // errClosed if the connection is closing.
@@ -120,7 +116,7 @@ func (c *wsConn) send(op int, prefix, payload []byte) error {
 
 // enqueue appends an encoded frame without writing it, and reports whether
 // the caller must call flushAsync: it queued something, the frame or, when
-// the queue would pass maxQueue, a close 1008 "slow consumer" in place of
+// the queue would pass --send-queue, a close 1008 "slow consumer" in place of
 // everything queued. It never writes to the socket itself.
 func (c *wsConn) enqueue(frame []byte) bool {
 	c.mu.Lock()
@@ -138,11 +134,11 @@ func (c *wsConn) enqueue(frame []byte) bool {
 }
 
 // overflowsLocked reports whether n more bytes would take the queue past
-// maxQueue. An empty queue takes any frame, so one message up to
+// --send-queue. An empty queue takes any frame, so one message up to
 // --max-message-size always fits. The caller holds mu.
 func (c *wsConn) overflowsLocked(n int) bool {
 	queued := len(c.pending) - c.exempt
-	return c.maxQueue > 0 && queued > 0 && queued+n > c.maxQueue
+	return c.srv.cfg.sendQueue > 0 && queued > 0 && queued+n > c.srv.cfg.sendQueue
 }
 
 // cutSlowConsumerLocked replaces what is queued (whole frames only: the
@@ -153,9 +149,9 @@ func (c *wsConn) cutSlowConsumerLocked() {
 	c.pending = append(c.pending[:c.exempt], closeFrame(websocket.ClosePolicyViolation, "slow consumer")...)
 	c.closeSent, c.closeCode = true, websocket.ClosePolicyViolation
 	c.mu.Unlock()
-	c.log().Warn("Connection "+c.idText()+" is a slow consumer: its send queue is over "+strconv.Itoa(c.maxQueue)+" bytes; closing it (1008)",
-		"event", evWarn, "send_queue", c.maxQueue)
-	c.raw.SetWriteDeadline(time.Now().Add(closeGrace))
+	c.log().Warn("Connection "+c.idText()+" is a slow consumer: its send queue is over "+strconv.Itoa(c.srv.cfg.sendQueue)+" bytes; closing it (1008)",
+		"event", evWarn, "send_queue", c.srv.cfg.sendQueue)
+	c.shim.Conn.SetWriteDeadline(time.Now().Add(closeGrace))
 	time.AfterFunc(closeGrace, c.abort)
 }
 
@@ -183,7 +179,7 @@ func (c *wsConn) closeWith(code int, reason string, grace time.Duration) {
 	c.closeSent, c.closeCode = true, code
 	c.mu.Unlock()
 	if grace == 0 {
-		c.raw.SetWriteDeadline(time.Now().Add(time.Second))
+		c.shim.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 		c.flushAsync()
 		c.finish()
 		return
@@ -242,7 +238,7 @@ func (c *wsConn) abort() {
 	c.closed = true
 	c.pending, c.spare, c.exempt = nil, nil, 0
 	c.mu.Unlock()
-	c.raw.Close()
+	c.shim.Conn.Close()
 	c.socketOpen.Done()
 	// A connection waiting in the poller has no reader to notice.
 	c.srv.wake(c)
@@ -281,7 +277,7 @@ func (c *wsConn) lingerClose() {
 	c.mu.Lock()
 	linger := c.closeCode != 0 && !c.peerClosed && !c.closed
 	c.mu.Unlock()
-	tcp, ok := c.raw.(*net.TCPConn)
+	tcp, ok := c.shim.Conn.(*net.TCPConn)
 	if !linger || !ok {
 		c.abort()
 		return
@@ -339,7 +335,7 @@ func (c *wsConn) claimWrite() (claimed, closing bool) {
 	switch {
 	case c.closeSent || c.closed:
 		return false, true
-	case c.writing || len(c.pending) > 0 || c.fd == nil:
+	case c.writing || len(c.pending) > 0 || c.shim.sock.fd == nil:
 		return false, false
 	}
 	c.writing = true

@@ -42,8 +42,8 @@ type readState struct {
 // data message it returns the message's opcode and data, valid until the
 // next call; otherwise op is 0.
 func (c *wsConn) readFrame() (op int, data []byte, err error) {
-	in := c.shim.frames.in
-	h, err := c.shim.frames.peekHeader()
+	in := c.shim.in
+	h, err := peekFrameHeader(c.shim.in)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -101,7 +101,7 @@ func (c *wsConn) checkFrame(h frameHeader) error {
 func (c *wsConn) controlFrame(h frameHeader, key [4]byte) error {
 	var buf [maxControlPayload]byte
 	p := buf[:h.length]
-	if _, err := io.ReadFull(c.shim.frames.in, p); err != nil {
+	if _, err := io.ReadFull(c.shim.in, p); err != nil {
 		return err
 	}
 	maskBytes(key, p)
@@ -165,7 +165,7 @@ func (c *wsConn) dataFrame(h frameHeader, key [4]byte) (int, []byte, error) {
 	c.msg = growLen(c.msg, n)
 	for got := 0; got < n; {
 		// Piece by piece as it arrives, so invalid text fails at once.
-		k, err := c.shim.frames.in.Read(c.msg[start+got : start+n])
+		k, err := c.shim.in.Read(c.msg[start+got : start+n])
 		maskAt(key, got, c.msg[start+got:start+got+k])
 		got += k
 		if checkText && !c.rd.text.check(c.msg[:start+got]) {

@@ -18,17 +18,17 @@ const connInputBuffer = 512
 // gorilla's handshake response is held until the session has opened, so a
 // client that sees 101 is already in its room, and the response, welcome
 // and history leave in one write. After the handshake gorilla's Conn is
-// dropped: the connection's reader reads frames from frames.in, so
-// frames.in.Buffered() alone says whether input is waiting, and a
+// dropped: the connection's reader reads frames from in, so
+// in.Buffered() alone says whether input is waiting, and a
 // connection with nothing buffered can wait for the socket in the poller,
 // with no goroutine and no input buffer.
 type shimConn struct {
 	net.Conn
 	c         *wsConn // set once the handshake is done
-	handshake []byte  // the response, held until c exists
+	handshake *[]byte // the response, held until c exists
 
-	frames frameReader // reads from sock
-	sock   sockReader
+	in   *bufio.Reader // reads from sock while the connection is read; nil when parked
+	sock sockReader
 }
 
 // inputBuffers holds the input buffers of connections nobody reads: a
@@ -38,25 +38,25 @@ var inputBuffers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, c
 // holdInput gives the shim an input buffer if it has none. Only the reader
 // calls it, before reading.
 func (o *shimConn) holdInput() {
-	if o.frames.in == nil {
-		o.frames.in = inputBuffers.Get().(*bufio.Reader)
-		o.frames.in.Reset(&o.sock)
+	if o.in == nil {
+		o.in = inputBuffers.Get().(*bufio.Reader)
+		o.in.Reset(&o.sock)
 	}
 }
 
 // releaseInput gives the input buffer back to the pool unless it holds
 // input. Only the reader calls it, as it parks the connection.
 func (o *shimConn) releaseInput() {
-	if in := o.frames.in; in != nil && in.Buffered() == 0 {
+	if in := o.in; in != nil && in.Buffered() == 0 {
 		in.Reset(nil)
 		inputBuffers.Put(in)
-		o.frames.in = nil
+		o.in = nil
 	}
 }
 
 // newShimConn wraps a hijacked connection.
 func newShimConn(conn net.Conn) *shimConn {
-	o := &shimConn{Conn: conn}
+	o := &shimConn{Conn: conn, handshake: new([]byte)}
 	o.sock.init(conn)
 	return o
 }
@@ -66,13 +66,13 @@ func newShimConn(conn net.Conn) *shimConn {
 // (which the next read reports). Plain TCP only.
 func (o *shimConn) poll() bool {
 	o.sock.nonBlocking = true
-	_, err := o.frames.in.Peek(1)
+	_, err := o.in.Peek(1)
 	o.sock.nonBlocking = false
 	return err != errWouldBlock
 }
 
 // errShimRead: nothing reads through the shim; the connection's reader
-// reads frames.in.
+// reads in.
 var errShimRead = errors.New("the connection's frames are read by its reader")
 
 // Read refuses: gorilla does not read during the handshake, and its Conn
@@ -80,13 +80,13 @@ var errShimRead = errors.New("the connection's frames are read by its reader")
 func (o *shimConn) Read([]byte) (int, error) { return 0, errShimRead }
 
 // buffered reports whether input is waiting in the connection's buffer.
-func (o *shimConn) buffered() bool { return o.frames.in.Buffered() > 0 }
+func (o *shimConn) buffered() bool { return o.in.Buffered() > 0 }
 
 // Write holds gorilla's handshake response until the connection exists;
 // anything after it joins the connection's queue.
 func (o *shimConn) Write(p []byte) (int, error) {
 	if o.c == nil {
-		o.handshake = append(o.handshake, p...)
+		*o.handshake = append(*o.handshake, p...)
 		return len(p), nil
 	}
 	if err := o.c.queueGorilla(p); err != nil {

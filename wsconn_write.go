@@ -23,7 +23,7 @@ func (c *wsConn) flushAsync() {
 	if !ok {
 		return
 	}
-	for c.fd != nil {
+	for c.shim.sock.fd != nil {
 		n := c.writeNonBlocking(b)
 		if n < len(b) {
 			b = b[max(n, 0):]
@@ -41,7 +41,7 @@ func (c *wsConn) flushAsync() {
 // it.
 func (c *wsConn) writeNonBlocking(b []byte) int {
 	c.nb.buf, c.nb.n = b, -1
-	if err := c.fd.Write(c.nb.write); err != nil {
+	if err := c.shim.sock.fd.Write(c.nb.write); err != nil {
 		c.nb.n = -1
 	}
 	c.nb.buf = nil
@@ -52,8 +52,8 @@ func (c *wsConn) writeNonBlocking(b []byte) int {
 // meanwhile, until the queue is empty. The caller must own the write side.
 func (c *wsConn) writeLoop(b []byte) {
 	for {
-		c.raw.SetWriteDeadline(time.Now().Add(writeWait))
-		if _, err := c.raw.Write(b); err != nil {
+		c.shim.Conn.SetWriteDeadline(time.Now().Add(writeWait))
+		if _, err := c.shim.Conn.Write(b); err != nil {
 			c.log().Debug("Write to connection "+c.idText()+" failed: "+err.Error(), "event", evError)
 			c.writeFailed()
 			return

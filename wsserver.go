@@ -141,7 +141,7 @@ func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if deflateAnswer != "" && deflateAnswer != gorillaDeflateAnswer {
 		// The response is still held in the shim: answer as negotiated.
-		hw.shim.handshake = bytes.Replace(hw.shim.handshake,
+		*hw.shim.handshake = bytes.Replace(*hw.shim.handshake,
 			[]byte("Sec-WebSocket-Extensions: "+gorillaDeflateAnswer+"\r\n"),
 			[]byte("Sec-WebSocket-Extensions: "+deflateAnswer+"\r\n"), 1)
 	}
@@ -189,18 +189,16 @@ func (s *wsServer) newConn(ws *websocket.Conn, out *shimConn, r *http.Request, s
 		subprotocol: ws.Subprotocol(), // gorilla's Conn is dropped: wsx reads the frames itself
 		shim:        out,
 		sess:        sess,
-		raw:         out.Conn,
-		deflate:     bytes.Contains(out.handshake, []byte("Sec-WebSocket-Extensions: permessage-deflate")),
+		deflate:     bytes.Contains(*out.handshake, []byte("Sec-WebSocket-Extensions: permessage-deflate")),
 		srv:         s,
-		maxQueue:    s.cfg.sendQueue,
 	}
-	if c.fd = out.sock.fd; c.fd != nil { // one RawConn for reads and writes
+	if out.sock.fd != nil { // one RawConn for non-blocking reads and writes; nil on TLS
 		c.nb.write = c.nb.do
 	}
 	c.socketOpen.Add(1)
 	c.lastSeen.Store(s.tick.Load())
 	c.reading.Store(true) // serveConn reads first
-	c.start(out.handshake)
+	c.start(*out.handshake)
 	out.handshake = nil
 	out.c = c
 	return c

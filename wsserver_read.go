@@ -22,7 +22,7 @@ func (s *wsServer) serveConn(c *wsConn, stopping bool) {
 	// c.reading is set from the start, so nothing else reads before this.
 	if s.poller != nil {
 		var err error
-		c.pollFD, err = s.poller.add(c.fd, c)
+		c.pollFD, err = s.poller.add(c.shim.sock.fd, c)
 		c.polled = err == nil
 	}
 	c.sess.open(c)
@@ -56,7 +56,7 @@ func (s *wsServer) park(c *wsConn) bool {
 	}
 	c.releaseIdle()
 	c.reading.Store(false)
-	if s.poller.arm(c.fd) == nil || !c.reading.CompareAndSwap(false, true) {
+	if s.poller.arm(c.shim.sock.fd) == nil || !c.reading.CompareAndSwap(false, true) {
 		return true
 	}
 	c.shim.holdInput()
@@ -70,7 +70,7 @@ func (s *wsServer) park(c *wsConn) bool {
 func (s *wsServer) readBurst(c *wsConn) {
 	// Input is waiting (or the socket ended): bring it into the buffer.
 	c.shim.holdInput()
-	_, peekErr := c.shim.frames.in.Peek(1)
+	_, peekErr := c.shim.in.Peek(1)
 	for {
 		if c.polled && peekErr == nil && !c.shim.buffered() && !c.shim.poll() && s.park(c) {
 			return
