@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -267,4 +269,48 @@ func abs(n int) int {
 		return -n
 	}
 	return n
+}
+
+// FuzzServerFrames: whatever a client sends, the server's frame reader
+// returns only complete messages within --max-message-size, text only as
+// valid UTF-8, fails everything else with an error, and never panics.
+func FuzzServerFrames(f *testing.F) {
+	f.Add(maskedFrame(websocket.TextMessage, []byte("hello")), false)
+	f.Add(append(clientFrame(opText, []byte("he")), clientFrame(fin|opContinuation, []byte("llo"))...), false)
+	f.Add(append(clientFrame(opText, []byte("\xe2")), append(clientFrame(fin|opPing, []byte("p")), clientFrame(fin|opContinuation, []byte("\x82\xac"))...)...), false)
+	f.Add(clientFrame(fin|websocket.CloseMessage, []byte{0x03, 0xe8, 'b', 'y', 'e'}), false)
+	f.Add(clientFrame(fin|rsv1|opText, []byte{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}), true) // "Hello", compressed
+	f.Add([]byte{0x81, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4}, false)
+	f.Fuzz(func(t *testing.T, input []byte, deflate bool) {
+		const limit = 1 << 12
+		server, client := net.Pipe()
+		defer client.Close()
+		go io.Copy(io.Discard, client) // what the server writes: pongs, closes
+		srv := &wsServer{cfg: wsServerConfig{maxMessageSize: limit, sendQueue: 1 << 16}, log: slog.New(slog.DiscardHandler)}
+		shim := newShimConn(server)
+		shim.in = bufio.NewReader(bytes.NewReader(input))
+		c := &wsConn{shim: shim, srv: srv, deflate: deflate}
+		c.socketOpen.Add(1)
+		c.reading.Store(true) // this test is the reader: abort must not start one
+		shim.c = c
+		defer c.abort()
+		for range 1000 {
+			op, data, err := c.readFrame()
+			if err != nil {
+				return
+			}
+			if op == 0 {
+				continue
+			}
+			if len(data) > limit {
+				t.Fatalf("a message of %d bytes passed a limit of %d", len(data), limit)
+			}
+			if op == websocket.TextMessage && !utf8.Valid(data) {
+				t.Fatalf("text message %q is not UTF-8", data)
+			}
+			if op != websocket.TextMessage && op != websocket.BinaryMessage {
+				t.Fatalf("message with opcode %d", op)
+			}
+		}
+	})
 }
