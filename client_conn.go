@@ -12,8 +12,10 @@ import (
 	"net/http"
 	"net/url"
 	"sync/atomic"
+	"time"
 
 	"github.com/gorilla/websocket"
+	xproxy "golang.org/x/net/proxy"
 )
 
 // The connection a client reads through. wsx makes the TCP connection, the
@@ -74,11 +76,17 @@ func dialThroughProxy(ctx context.Context, scheme, network, addr string) (net.Co
 		return nil, err
 	}
 	var d net.Dialer
-	if proxy == nil {
+	switch {
+	case proxy == nil:
 		return d.DialContext(ctx, network, addr)
-	}
-	if proxy.Scheme != "http" {
-		return nil, fmt.Errorf("proxy %s: only http:// proxies are supported", proxy.Redacted())
+	case proxy.Scheme == "socks5" || proxy.Scheme == "socks5h":
+		pd, err := xproxy.FromURL(proxy, &d)
+		if err != nil {
+			return nil, fmt.Errorf("proxy %s: %w", proxy.Redacted(), err)
+		}
+		return pd.(xproxy.ContextDialer).DialContext(ctx, network, addr)
+	case proxy.Scheme != "http":
+		return nil, fmt.Errorf("proxy %s: only http:// and socks5:// proxies are supported", proxy.Redacted())
 	}
 	proxyAddr := proxy.Host
 	if proxy.Port() == "" {
@@ -88,10 +96,21 @@ func dialThroughProxy(ctx context.Context, scheme, network, addr string) (net.Co
 	if err != nil {
 		return nil, err
 	}
-	if err := connectTunnel(conn, proxy, addr); err != nil {
+	// The proxy's answer is bounded like the rest of the handshake
+	// (--connect-timeout) and cut by Ctrl-C.
+	if deadline, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(deadline)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	err = connectTunnel(conn, proxy, addr)
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
 		conn.Close()
 		return nil, err
 	}
+	conn.SetDeadline(time.Time{})
 	return conn, nil
 }
 

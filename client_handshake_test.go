@@ -362,3 +362,15 @@ func TestDialInterruptWhileConnecting(t *testing.T) {
 		}
 	}
 }
+
+// TestDialSilentProxyTimesOut: a proxy that never answers CONNECT is
+// bounded by --connect-timeout like the rest of the handshake.
+func TestDialSilentProxyTimesOut(t *testing.T) {
+	proxy := "http://" + silentServer(t).Addr().String()
+	env := []string{"HTTP_PROXY=" + proxy, "http_proxy=" + proxy, "NO_PROXY=", "no_proxy="}
+	r := dialBinary(t, strings.NewReader(""), env, "ws://wsx-proxied.test/", "--connect-timeout", "300ms")
+	r.wantExit(t, exitFailure)
+	if !strings.Contains(r.stderr, "Could not connect") {
+		t.Errorf("stderr does not say why:\n%s", r.stderr)
+	}
+}

@@ -123,6 +123,7 @@ func TestRFC6455_5_2_ReservedBitsAndOpcodes(t *testing.T) {
 		{"continuation with nothing to continue", clientFrame(fin|opContinuation, []byte("x"))},
 		{"fragmented ping (RFC 6455 5.5)", clientFrame(opPing, nil)},
 		{"ping over 125 bytes (RFC 6455 5.5)", clientFrame(fin|opPing, make([]byte, 126))},
+		{"64-bit length with the top bit set", []byte{fin | 0x2, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4}},
 	}
 	srv := newTestServer(t, "echo")
 	for _, tt := range tests {
@@ -381,5 +382,19 @@ func TestRFC7692_6_1_DialFailsRSV1OnControlFrame(t *testing.T) {
 	f, ok := <-replies
 	if !ok || f.op != websocket.CloseMessage || binary.BigEndian.Uint16(f.payload) != websocket.CloseProtocolError {
 		t.Errorf("dial answered %+v, want close 1002; stderr:\n%s", f, res.stderr)
+	}
+}
+
+// TestServerBufferFollowsArrivingPayload: a frame header that announces
+// nearly --max-message-size makes the server allocate for what arrives,
+// not for what the header claims.
+func TestServerBufferFollowsArrivingPayload(t *testing.T) {
+	header := []byte{fin | 0x2, 0x80 | 127, 0, 0, 0, 0, 0, 0x0f, 0xff, 0xf0, 1, 2, 3, 4} // 1 MiB - 16
+	c := readerOf(t, append(header, "only this"...), false, 1<<20)
+	if _, _, err := c.readFrame(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("readFrame: %v, want the unexpected end", err)
+	}
+	if cap(c.msg) > 64<<10 {
+		t.Errorf("buffer of %d bytes for 9 bytes received", cap(c.msg))
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -611,4 +612,21 @@ func maskedFrame(op int, payload []byte) []byte {
 func acceptKey(key string) string {
 	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// readerOf is a server connection whose input is input, for tests of its
+// frame reader: what it writes (pongs, closes) is discarded, and the test
+// is its reader.
+func readerOf(t testing.TB, input []byte, deflate bool, maxMessageSize int64) *wsConn {
+	server, client := net.Pipe()
+	go io.Copy(io.Discard, client)
+	srv := &wsServer{cfg: wsServerConfig{maxMessageSize: maxMessageSize, sendQueue: 1 << 16}, log: slog.New(slog.DiscardHandler)}
+	shim := newShimConn(server)
+	shim.in = bufio.NewReader(bytes.NewReader(input))
+	c := &wsConn{shim: shim, srv: srv, deflate: deflate}
+	c.socketOpen.Add(1)
+	c.reading.Store(true) // abort must not start a reader
+	shim.c = c
+	t.Cleanup(func() { c.abort(); client.Close() })
+	return c
 }

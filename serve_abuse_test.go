@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -219,5 +220,37 @@ func TestServeDroppedConnectionsLeaveNothing(t *testing.T) {
 	t.Logf("heap in use: %d kB before, %d kB after", before.HeapInuse>>10, after.HeapInuse>>10)
 	if grown := int64(after.HeapInuse) - int64(before.HeapInuse); grown > 8<<20 {
 		t.Errorf("heap in use grew by %d kB after %d dropped connections", grown>>10, total)
+	}
+}
+
+// TestServeGuardIgnoresAnsweredRequests: requests that were answered and
+// closed (Connection: close, as load balancers' probes send) are not
+// abandoned connections.
+func TestServeGuardIgnoresAnsweredRequests(t *testing.T) {
+	old := guardInterval
+	guardInterval = 50 * time.Millisecond
+	t.Cleanup(func() { guardInterval = old })
+	srv := newTestServer(t, "serve")
+	for range 3 {
+		req, _ := http.NewRequest(http.MethodGet, httpURL(srv.url)+"healthz", nil)
+		req.Close = true
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	// One that is abandoned, so the guard has something to report.
+	c, err := net.Dial("tcp", strings.TrimSuffix(strings.TrimPrefix(srv.url, "ws://"), "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	waitFor(t, func() bool {
+		return strings.Contains(srv.stderr.String(), "connections closed without sending a request")
+	})
+	if log := srv.stderr.String(); regexp.MustCompile(`and [1-9][0-9]* in the middle of one`).MatchString(log) {
+		t.Errorf("answered requests counted as abandoned:\n%s", log)
 	}
 }

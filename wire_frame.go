@@ -14,7 +14,8 @@ import (
 // Frame encoding for the server side. Servers send unmasked frames, so a
 // frame is a small header followed by the payload: wsx encodes each outgoing
 // message once into these bytes and appends them to every receiver's queue.
-// gorilla/websocket still parses what clients send and performs the handshake.
+// Masking (maskBytes, maskAt) serves both sides: clients mask what they
+// send, and the server unmasks what it reads.
 
 // Timing of a connection's writes and of its close handshake, the same for
 // servers and clients.

@@ -7,8 +7,8 @@ import (
 	"unicode/utf8"
 )
 
-// Reading frames as they arrive, below gorilla: what wsx checks itself
-// before gorilla parses a frame, and UTF-8 checked as a message arrives.
+// Reading frames as they arrive: frame headers, the frame-by-frame reader
+// dial's tap puts below gorilla, and UTF-8 checked as a message arrives.
 
 // Frame header bits and opcodes, as RFC 6455 §5.2 numbers them.
 const (
@@ -64,9 +64,18 @@ func parseFrameHeader(b []byte) (h frameHeader, need int, ok bool) {
 	default:
 		n = uint64(b[1] & 0x7f)
 	}
-	// gorilla refuses lengths with the top bit set; just do not overflow.
-	h.b0, h.masked, h.length = b[0], b[1]&maskBit != 0, int64(min(n, 1<<62))
+	// RFC 6455 §5.2: the most significant bit must be 0. Such a length is
+	// kept negative, for checkLength to refuse.
+	h.b0, h.masked, h.length = b[0], b[1]&maskBit != 0, int64(n)
 	return h, h.size, true
+}
+
+// checkLength fails a frame whose 64-bit length has its top bit set.
+func checkLength(h frameHeader) error {
+	if h.length < 0 {
+		return &protocolError{"frame length with the most significant bit set"}
+	}
+	return nil
 }
 
 // checkRSV1 fails a frame that carries RSV1 where permessage-deflate does
@@ -94,6 +103,9 @@ func (f *frameReader) Read(p []byte) (int, error) {
 	if f.left == 0 {
 		h, err := f.peekHeader()
 		if err != nil {
+			return 0, err
+		}
+		if err := checkLength(h); err != nil {
 			return 0, err
 		}
 		if f.check != nil {

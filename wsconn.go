@@ -15,9 +15,8 @@ import (
 )
 
 const (
-	// gorillaReadBuffer is gorilla's per-connection read buffer, behind
-	// outConn's: the least gorilla accepts, as it only needs to hold a
-	// control frame; large payloads are read past it.
+	// gorillaReadBuffer is the read buffer gorilla makes for the Conn of
+	// a handshake, which wsx drops unused: the least gorilla accepts.
 	gorillaReadBuffer = maxControlPayload
 
 	// firstMessageBuffer is the capacity of a connection's message buffer
@@ -370,9 +369,10 @@ func (c *wsConn) start(handshake []byte) {
 	c.mu.Unlock()
 }
 
-// queueGorilla joins p, a whole control frame gorilla wrote on its own (a
-// close answering a protocol error or an oversized message), to the queue
-// and writes it unless another goroutine writes.
+// queueGorilla joins p, anything gorilla writes after the handshake, to the
+// queue and writes it unless another goroutine writes. gorilla's Conn is
+// dropped after the handshake, so nothing does today; a close frame would
+// still be recorded as ours.
 func (c *wsConn) queueGorilla(p []byte) error {
 	c.mu.Lock()
 	if c.closed || c.closeSent {

@@ -21,6 +21,10 @@ import (
 // arrives). Only the connection's reader calls these, so the state they
 // use needs no lock.
 
+// minReadGrowth is the least a message buffer grows by when a frame's
+// payload needs more room.
+const minReadGrowth = 4 << 10
+
 // deflateTail ends a permessage-deflate message for the inflater: the
 // empty stored block the sender removed, then a final empty block.
 var deflateTail = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
@@ -66,6 +70,8 @@ func (c *wsConn) readFrame() (op int, data []byte, err error) {
 func (c *wsConn) checkFrame(h frameHeader) error {
 	op := h.op()
 	switch {
+	case h.length < 0:
+		return checkLength(h)
 	case !h.masked:
 		return &protocolError{"client frame without a MASK"}
 	case h.b0&(rsvBits&^rsv1Bit) != 0:
@@ -161,14 +167,20 @@ func (c *wsConn) dataFrame(h frameHeader, key [4]byte) (int, []byte, error) {
 		c.msg = c.msg[:0]
 	}
 	checkText := c.rd.op == websocket.TextMessage && !c.rd.compressed
-	start, n := len(c.msg), int(h.length)
-	c.msg = growLen(c.msg, n)
+	n := int(h.length)
 	for got := 0; got < n; {
-		// Piece by piece as it arrives, so invalid text fails at once.
-		k, err := c.shim.in.Read(c.msg[start+got : start+n])
-		maskAt(key, got, c.msg[start+got:start+got+k])
+		// Piece by piece as it arrives, so invalid text fails at once; and
+		// the buffer grows with what arrives, not with what the header
+		// claims, or headers alone could make the server allocate.
+		if len(c.msg) == cap(c.msg) {
+			c.msg = slices.Grow(c.msg, min(n-got, max(cap(c.msg), minReadGrowth)))
+		}
+		room := c.msg[len(c.msg):min(cap(c.msg), len(c.msg)+n-got)]
+		k, err := c.shim.in.Read(room)
+		maskAt(key, got, room[:k])
+		c.msg = c.msg[:len(c.msg)+k]
 		got += k
-		if checkText && !c.rd.text.check(c.msg[:start+got]) {
+		if checkText && !c.rd.text.check(c.msg) {
 			return 0, nil, errInvalidUTF8
 		}
 		if err != nil && got < n {
@@ -197,12 +209,6 @@ func (c *wsConn) dataFrame(h frameHeader, key [4]byte) (int, []byte, error) {
 		c.msg = nil
 	}
 	return rd.op, data, nil
-}
-
-// growLen extends b by n bytes, reallocating if need be.
-func growLen(b []byte, n int) []byte {
-	b = slices.Grow(b, n)
-	return b[:len(b)+n]
 }
 
 // inflate decompresses a permessage-deflate message, failing it with 1009

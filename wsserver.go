@@ -213,7 +213,7 @@ func (s *wsServer) refuse(w http.ResponseWriter, r *http.Request, status int, re
 	http.Error(w, reason.Error(), status)
 }
 
-// hijackWriter hands gorilla an outConn instead of the raw connection, so
+// hijackWriter hands gorilla a shimConn instead of the raw connection, so
 // that everything gorilla writes after the handshake joins the connection's
 // write queue.
 type hijackWriter struct {
@@ -221,7 +221,7 @@ type hijackWriter struct {
 	shim *shimConn
 }
 
-// Hijack takes the connection over from net/http and wraps it in an outConn.
+// Hijack takes the connection over from net/http and wraps it in a shimConn.
 func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
 	if err != nil {

@@ -41,7 +41,7 @@ type connGuard struct {
 	mu      sync.Mutex
 	state   map[net.Conn]http.ConnState
 	silent  int // closed without sending a byte
-	partial int // closed in the middle of a request, or after an error answer
+	partial int // closed before a request was read whole (or answered 431)
 }
 
 func newConnGuard() *connGuard {
@@ -68,6 +68,31 @@ func (g *connGuard) track(c net.Conn, st http.ConnState) {
 	}
 }
 
+// guardConnKey is the request context key of the connection it came on.
+type guardConnKey struct{}
+
+// connContext is the http.Server's ConnContext: it lets handle see the
+// connection.
+func (g *connGuard) connContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, guardConnKey{}, c)
+}
+
+// handle wraps the server's handler: a connection whose request reached it
+// is not abandoned, even if it closes right after the answer (Connection:
+// close), without going idle first.
+func (g *connGuard) handle(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, ok := r.Context().Value(guardConnKey{}).(net.Conn); ok {
+			g.mu.Lock()
+			if _, tracked := g.state[c]; tracked {
+				g.state[c] = http.StateIdle
+			}
+			g.mu.Unlock()
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // take returns and resets the counts.
 func (g *connGuard) take() (silent, partial int) {
 	g.mu.Lock()
@@ -89,7 +114,7 @@ func (g *connGuard) report(ctx context.Context, log *slog.Logger, interval time.
 		case <-t.C:
 		}
 		if silent, partial := g.take(); silent+partial > 0 {
-			log.Warn(fmt.Sprintf("%d connections closed without sending a request and %d in the middle of one or after an error answer, in the last %s (timeout %s)",
+			log.Warn(fmt.Sprintf("%d connections closed without sending a request and %d in the middle of one, in the last %s (timeout %s)",
 				silent, partial, interval, readHeaderTimeout), "event", evWarn, "silent", silent, "partial", partial)
 		}
 	}

@@ -116,7 +116,8 @@ func runWSServer(ctx context.Context, cfg wsServerConfig, s *wsServer, handler h
 
 	guard := newConnGuard()
 	httpServer := &http.Server{
-		Handler:           handler,
+		Handler:           guard.handle(handler),
+		ConnContext:       guard.connContext,
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxRequestHeader,
