@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"time"
+)
+
+// Every message bench sends starts with a marker, so that a receiver can
+// find it anywhere in what arrives: after a prefix ("Data received: "),
+// inside a JSON envelope such as wsx.chat.v1's "data" field, among several
+// messages a server batched into one frame. The marker is ASCII that JSON
+// never escapes:
+//
+//	~wsx RRRRRRR . K PPP SSSSSS IIIIIIIII DDDDDDD ~      (no spaces)
+//
+// R is the run id, K the kind (m: measured message, p: readiness probe), P
+// the publisher (echo: the connection), S the sequence number, I the
+// intended send time in nanoseconds since the run's start and D how much
+// later the message was actually sent; each field is fixed-width in base-64
+// digits (0-9A-Za-z-_), most significant first. The rest of the payload is
+// padding that a receiver compares, to see altered payloads.
+//
+// A binary payload that a JSON server relays as base64 carries its marker
+// base64-encoded: the marker starts the payload and its length and its
+// head's are multiples of 3, so the encoded head is a fixed string too.
+const (
+	markerTag   = "~wsx"
+	runDigits   = 7 // 42 bits, drawn at random per run
+	pubDigits   = 3 // 18 bits
+	seqDigits   = 6 // 36 bits
+	timeDigits  = 9 // 54 bits of nanoseconds: 208 days
+	delayDigits = 7 // 42 bits of nanoseconds: 73 minutes
+
+	// headLen is the length of the fixed head: tag, run id and ".".
+	headLen   = len(markerTag) + runDigits + 1
+	markerLen = headLen + 1 + pubDigits + seqDigits + timeDigits + delayDigits + 1
+
+	markMessage = 'm'
+	markProbe   = 'p'
+
+	// maxBenchSize bounds --size.
+	maxBenchSize = 16 << 20
+)
+
+// digits is the alphabet of marker fields, in value order.
+const digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"
+
+// digitValue maps a byte to its value in digits, or 0xff.
+var digitValue = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i := range len(digits) {
+		t[digits[i]] = byte(i)
+	}
+	return t
+}()
+
+// marker is what a marker says about its message.
+type marker struct {
+	kind     byte
+	pub      int           // publisher (echo: connection) index
+	seq      int64         // sequence number of the publisher's messages
+	intended time.Duration // intended send time since the run's base
+	actual   time.Duration // actual send time since the run's base
+}
+
+// markerCodec writes and finds the markers of one run.
+type markerCodec struct {
+	head    []byte // markerTag, run id, "."
+	head64  []byte // head in base64, as it starts a base64-encoded payload
+	padding []byte // the payload after the marker
+}
+
+// newMarkerCodec returns the codec for run id run and payloads of size bytes.
+func newMarkerCodec(run uint64, size int) *markerCodec {
+	head := make([]byte, 0, headLen)
+	head = append(head, markerTag...)
+	head = appendDigits(head, run, runDigits)
+	head = append(head, '.')
+	c := &markerCodec{head: head, head64: []byte(base64.StdEncoding.EncodeToString(head))}
+	c.padding = make([]byte, size-markerLen)
+	for i := range c.padding {
+		c.padding[i] = 'a' + byte((markerLen+i)%26)
+	}
+	return c
+}
+
+// newPayload returns a payload with its padding in place.
+func (c *markerCodec) newPayload() []byte {
+	b := make([]byte, markerLen+len(c.padding))
+	copy(b[markerLen:], c.padding)
+	return b
+}
+
+// encode writes a marker into b[:markerLen].
+func (c *markerCodec) encode(b []byte, m marker) {
+	b = append(b[:0], c.head...)
+	b = append(b, m.kind)
+	b = appendDigits(b, uint64(m.pub), pubDigits)
+	b = appendDigits(b, uint64(m.seq), seqDigits)
+	b = appendDigits(b, uint64(m.intended), timeDigits)
+	delay := min(max(m.actual-m.intended, 0), 1<<(6*delayDigits)-1)
+	b = appendDigits(b, uint64(delay), delayDigits)
+	_ = append(b, '~')
+}
+
+// appendDigits appends v in n base-64 digits; higher bits are dropped.
+func appendDigits(b []byte, v uint64, n int) []byte {
+	for i := n - 1; i >= 0; i-- {
+		b = append(b, digits[(v>>(6*uint(i)))&63])
+	}
+	return b
+}
+
+// scan calls visit for each marker of this run in msg, with exact true when
+// the padding after it arrived unaltered (a base64-encoded marker's padding
+// is not checked and counts as exact). It returns how many it found; a
+// marker that does not parse counts as found and is visited with ok false.
+func (c *markerCodec) scan(msg []byte, visit func(m marker, exact, ok bool)) int {
+	found := 0
+	for rest := msg; ; {
+		i := bytes.Index(rest, c.head)
+		if i < 0 {
+			break
+		}
+		found++
+		rest = rest[i:]
+		if len(rest) < markerLen {
+			visit(marker{}, false, false)
+			break
+		}
+		m, ok := c.parse(rest[:markerLen])
+		exact := ok && bytes.HasPrefix(rest[markerLen:], c.padding)
+		visit(m, exact, ok)
+		rest = rest[markerLen:]
+	}
+	if found > 0 {
+		return found
+	}
+	return c.scan64(msg, visit)
+}
+
+// scan64 finds base64-encoded markers: binary payloads in JSON envelopes.
+func (c *markerCodec) scan64(msg []byte, visit func(m marker, exact, ok bool)) int {
+	const encodedLen = markerLen / 3 * 4
+	found := 0
+	for rest := msg; ; {
+		i := bytes.Index(rest, c.head64)
+		if i < 0 {
+			return found
+		}
+		found++
+		rest = rest[i:]
+		var raw [markerLen]byte
+		if len(rest) < encodedLen {
+			visit(marker{}, false, false)
+			return found
+		}
+		n, err := base64.StdEncoding.Decode(raw[:], rest[:encodedLen])
+		m, ok := c.parse(raw[:n])
+		ok = ok && err == nil && n == markerLen
+		visit(m, ok, ok)
+		rest = rest[encodedLen:]
+	}
+}
+
+// parse reads a marker of this run from b, which starts with c.head.
+func (c *markerCodec) parse(b []byte) (marker, bool) {
+	if len(b) < markerLen || b[markerLen-1] != '~' {
+		return marker{}, false
+	}
+	m := marker{kind: b[headLen]}
+	if m.kind != markMessage && m.kind != markProbe {
+		return m, false
+	}
+	p := b[headLen+1:]
+	pub, ok1 := parseDigits(p[:pubDigits])
+	p = p[pubDigits:]
+	seq, ok2 := parseDigits(p[:seqDigits])
+	p = p[seqDigits:]
+	t, ok3 := parseDigits(p[:timeDigits])
+	p = p[timeDigits:]
+	d, ok4 := parseDigits(p[:delayDigits])
+	m.pub, m.seq, m.intended = int(pub), int64(seq), time.Duration(t)
+	m.actual = m.intended + time.Duration(d)
+	return m, ok1 && ok2 && ok3 && ok4
+}
+
+// parseDigits reads base-64 digits; ok is false if one is not a digit.
+func parseDigits(b []byte) (v uint64, ok bool) {
+	var bad byte
+	for _, ch := range b {
+		d := digitValue[ch]
+		bad |= d
+		v = v<<6 | uint64(d&63)
+	}
+	return v, bad&0x80 == 0
+}
