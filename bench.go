@@ -24,7 +24,7 @@ func benchCommand() *cli.Command {
    wsx bench ws://localhost:8080/ --rate 5000 --messages 50000       # open loop: 5,000 msg/s in all
    wsx bench ws://localhost:8080/ --mode broadcast --conns 1000 --rate 10000 --duration 5s
    wsx bench ws://a:8080/ ws://b:8080/ --mode broadcast --conns 200   # subscribers spread over both
-   wsx bench ws://localhost:8080/ --mode connect --conns 2000 --dial-concurrency 100
+   wsx bench ws://localhost:8080/ --mode connect --messages 2000 --dial-concurrency 100
    wsx bench ws://localhost:8080/ --mode idle --conns 10000 --duration 30s --pid 4242
    wsx bench ws://localhost:8080/ --rate 1000 --json --hdr latency.hlog | jq .latency_us`,
 			Description: `Modes:
@@ -70,9 +70,9 @@ const (
 func benchFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: flagMode, Value: modeEcho, Usage: "`MODE`: echo, broadcast, connect or idle"},
-		&cli.IntFlag{Name: flagConns, Aliases: []string{"c"}, Value: defaultBenchConns, Usage: "`N` connections (broadcast: subscribers)"},
-		&cli.DurationFlag{Name: flagDuration, Aliases: []string{"d"}, Usage: "send for `DURATION` (default 10s unless --messages is given)"},
-		&cli.Int64Flag{Name: flagMessages, Aliases: []string{"m"}, Usage: "send `M` messages in all instead of for a duration (connect: M handshakes)"},
+		&cli.IntFlag{Name: flagConns, Aliases: []string{"c"}, Value: defaultBenchConns, Usage: "`N` connections (broadcast: subscribers; connect: not used)"},
+		&cli.DurationFlag{Name: flagDuration, Aliases: []string{"d"}, DefaultText: "10s, unless --messages", Usage: "send for `DURATION` (idle: hold the connections)"},
+		&cli.Int64Flag{Name: flagMessages, Aliases: []string{"m"}, DefaultText: "none", Usage: "send `M` messages in all instead of for a duration (connect: M handshakes)"},
 		&cli.Float64Flag{Name: flagRate, Aliases: []string{"r"}, Usage: "`R` messages (connect: handshakes) per second in all, on schedule; 0: closed loop"},
 		&cli.IntFlag{Name: flagSize, Value: defaultBenchSize, Usage: fmt.Sprintf("payload `BYTES` per message (at least %d, the marker)", markerLen)},
 		&cli.DurationFlag{Name: flagRamp, Usage: "spread the connects over `DURATION`"},
@@ -80,9 +80,9 @@ func benchFlags() []cli.Flag {
 		&cli.IntFlag{Name: flagPublishers, Aliases: []string{"p"}, Value: 1, Usage: "broadcast: `P` publishers, on the first URL"},
 		&cli.BoolFlag{Name: flagBinary, Usage: "send binary messages (default text)"},
 		&cli.BoolFlag{Name: flagJSON, Usage: "print the results as one JSON object"},
-		&cli.StringFlag{Name: flagHdr, Usage: "write the latency histograms to `FILE` in the HdrHistogram log format (microseconds)"},
-		&cli.IntFlag{Name: flagMaxErrors, Usage: "exit 3 when more than `N` connections fail to open"},
-		&cli.IntFlag{Name: flagPID, Usage: "`PID` of a server on this machine: report its CPU per delivery (idle: memory per connection); Linux"},
+		&cli.StringFlag{Name: flagHdr, Usage: "write the latency histograms to `FILE` in the HdrHistogram log format"},
+		&cli.IntFlag{Name: flagMaxErrors, DefaultText: "0", Usage: "exit 3 when more than `N` connections fail to open"},
+		&cli.IntFlag{Name: flagPID, DefaultText: "none", Usage: "`PID` of a server on this machine: report its CPU per delivery (idle: memory per connection); Linux"},
 	}
 }
 

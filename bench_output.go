@@ -176,6 +176,10 @@ func (snap *benchSnapshot) exitCode() int {
 	return 1
 }
 
+// busyMachine is the share of all CPUs, in percent, above which the
+// results come with a note that the machine was the limit.
+const busyMachine = 90
+
 // textOp is websocket.TextMessage, the default message type.
 const textOp = 1
 
@@ -206,6 +210,10 @@ func (snap *benchSnapshot) err() error {
 
 // verdict writes what explains a failure to w and returns the error.
 func (snap *benchSnapshot) verdict(w io.Writer) error {
+	if snap.CPU.MachineBusyShare >= busyMachine {
+		fmt.Fprintf(w, "note: the machine was %.0f%% busy (bench used %.0f%% of a core): bench and the server share its %d CPUs, so the figures are bounded by the machine as much as by the server\n",
+			snap.CPU.MachineBusyShare, snap.CPU.BenchPercent, snap.CPU.MachineCPUs)
+	}
 	if snap.firstFailure != "" {
 		fmt.Fprintf(w, "Could not connect (the first of %d): %s\n", snap.Connects.Failed, snap.firstFailure)
 	}
