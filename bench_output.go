@@ -140,16 +140,19 @@ func newSnapshot(run *benchRun, res runResult, s benchStats) *benchSnapshot {
 	snap.Latency = latencyReport{Corrected: percentilesOf(s.corrected), Uncorrected: percentilesOf(s.uncorrected)}
 	wall := time.Since(res.started)
 	snap.CPU = cpuReport{BenchS: res.selfCPU.Seconds(), BenchPercent: 100 * res.selfCPU.Seconds() / wall.Seconds(),
-		MachineCPUs: res.server.cpus, MachineBusyShare: 100 * res.server.machineBusy()}
+		MachineCPUs: res.span.cpus}
+	if res.spanLength >= minBusySpan {
+		snap.CPU.MachineBusyShare = 100 * res.span.machineBusy()
+	}
 	deliveries := s.received
 	if cfg.mode == modeConnect || cfg.mode == modeIdle {
 		deliveries = 0
 	}
 	if deliveries > 0 {
-		snap.CPU.PerDeliveryUS = res.selfCPU.Seconds() * 1e6 / float64(deliveries)
+		snap.CPU.PerDeliveryUS = res.spanCPU.Seconds() * 1e6 / float64(deliveries)
 	}
 	if cfg.pid > 0 {
-		sr := &serverReport{PID: cfg.pid, CPUS: res.server.cpu.Seconds(), RSSBytes: res.server.rss}
+		sr := &serverReport{PID: cfg.pid, CPUS: res.span.cpu.Seconds(), RSSBytes: res.server.rss}
 		if deliveries > 0 {
 			sr.CPUPerDeliveryUS = sr.CPUS * 1e6 / float64(deliveries)
 		}
@@ -175,6 +178,10 @@ func (snap *benchSnapshot) exitCode() int {
 	}
 	return 1
 }
+
+// minBusySpan is the shortest span over which the machine's busy share is
+// reported: /proc/stat counts in 10 ms ticks.
+const minBusySpan = time.Second
 
 // busyMachine is the share of all CPUs, in percent, above which the
 // results come with a note that the machine was the limit.
@@ -257,7 +264,11 @@ func (snap *benchSnapshot) writeText(b *strings.Builder) {
 	}
 	if snap.Mode == modeEcho || snap.Mode == modeBroadcast {
 		m := snap.Messages
-		line("rate", "target %s/s, achieved %s/s over %s", num(snap.Rate.TargetPerS), num(snap.Rate.AchievedPerS), secs(snap.Rate.SendTimeS))
+		if snap.ClosedLoop {
+			line("rate", "closed loop, achieved %s/s over %s", num(snap.Rate.AchievedPerS), secs(snap.Rate.SendTimeS))
+		} else {
+			line("rate", "target %s/s, achieved %s/s over %s", num(snap.Rate.TargetPerS), num(snap.Rate.AchievedPerS), secs(snap.Rate.SendTimeS))
+		}
 		line("messages", "sent %d, expected %d deliveries, received %d, lost %d, duplicated %d, out of order %d",
 			m.Sent, m.Expected, m.Received, m.Lost, m.Duplicated, m.OutOfOrder)
 		if m.Altered+m.Stray+m.Other > 0 {
@@ -275,7 +286,7 @@ func (snap *benchSnapshot) writeText(b *strings.Builder) {
 	}
 	cpu := fmt.Sprintf("bench %s (%.0f%% of a core)", secs(snap.CPU.BenchS), snap.CPU.BenchPercent)
 	if snap.CPU.PerDeliveryUS > 0 {
-		cpu += fmt.Sprintf(", %.3f µs per delivery", snap.CPU.PerDeliveryUS)
+		cpu += fmt.Sprintf(", %.3f µs per delivery while sending", snap.CPU.PerDeliveryUS)
 	}
 	if snap.CPU.MachineBusyShare > 0 {
 		cpu += fmt.Sprintf("; machine %.0f%% busy (%d CPUs)", snap.CPU.MachineBusyShare, snap.CPU.MachineCPUs)

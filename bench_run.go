@@ -120,6 +120,11 @@ type runResult struct {
 	startErr    error         // why the run could not start
 	selfCPU     time.Duration // CPU used by bench from its first connect to the end of the drain
 	server      procUsage     // --pid: the server's CPU over the same span, and memory
+	// The span that per-delivery figures cover: sending and draining
+	// (connect and idle: the whole run), without the connects and probes.
+	spanCPU    time.Duration // bench's CPU
+	span       procUsage     // the server's CPU and the machine's ticks
+	spanLength time.Duration
 }
 
 // execute runs the mode's phases: connect, send, drain, close.
@@ -129,7 +134,8 @@ func (run *benchRun) execute(ctx context.Context) runResult {
 	defer run.closeAll()
 	if run.cfg.mode == modeConnect {
 		run.connectLoop(ctx, &res)
-		res.selfCPU, res.server = selfCPU()-cpu0, readProcUsage(run.cfg.pid).since(srv0)
+		res.finish(run.cfg.pid, cpu0, srv0)
+		res.spanCPU, res.span, res.spanLength = res.selfCPU, res.server, time.Since(res.started)
 		return res
 	}
 	run.conns = run.openConns(ctx, run.cfg.conns, run.cfg.urls, false)
@@ -157,12 +163,22 @@ func (run *benchRun) execute(ctx context.Context) runResult {
 		}
 		fallthrough
 	case modeEcho:
+		t0, cpu1, srv1 := time.Now(), selfCPU(), readProcUsage(run.cfg.pid)
 		run.sendPhase(ctx, &res)
 		run.drain(&res)
+		res.spanCPU, res.span, res.spanLength = selfCPU()-cpu1, readProcUsage(run.cfg.pid).since(srv1), time.Since(t0)
 	}
 	res.interrupted = ctx.Err() != nil
-	res.selfCPU, res.server = selfCPU()-cpu0, readProcUsage(run.cfg.pid).since(srv0)
+	res.finish(run.cfg.pid, cpu0, srv0)
+	if res.spanLength == 0 {
+		res.spanCPU, res.span, res.spanLength = res.selfCPU, res.server, time.Since(res.started)
+	}
 	return res
+}
+
+// finish reads the CPU and memory used since cpu0 and srv0.
+func (res *runResult) finish(pid int, cpu0 time.Duration, srv0 procUsage) {
+	res.selfCPU, res.server = selfCPU()-cpu0, readProcUsage(pid).since(srv0)
 }
 
 // received is the live count of deliveries.

@@ -132,15 +132,19 @@ func (run *benchRun) echoClosedLoop(ctx context.Context, live []*benchConn, end 
 			if !end.IsZero() && now.After(end) {
 				return
 			}
-			if run.cfg.messages > 0 && run.sentSoFar() >= run.cfg.messages {
-				return
-			}
-			since := time.Since(run.base)
+			since, sending := time.Since(run.base), false
 			for _, c := range live {
+				if c.ended.Load() || (c.quota > 0 && c.sent.Load() >= c.quota) {
+					continue
+				}
+				sending = true
 				a := c.awaiting.Load()
 				if a >= 0 && since-time.Duration(c.lastSend.Load()) > replyTimeout && c.awaiting.CompareAndSwap(a, -1) {
 					run.sendNext(c)
 				}
+			}
+			if !sending {
+				return
 			}
 		}
 	}

@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/gorilla/websocket"
 )
 
 // runBenchTest runs "wsx bench ARGS... --json" in-process and returns its
@@ -405,5 +407,91 @@ func TestBenchHdrLog(t *testing.T) {
 		if h.Tag() != tag || h.TotalCount() != snap.Messages.Received {
 			t.Errorf("histogram tagged %q with %d values, want %q with %d", h.Tag(), h.TotalCount(), tag, snap.Messages.Received)
 		}
+	}
+}
+
+func TestBenchTLSAndCompression(t *testing.T) {
+	tests := []struct {
+		name   string
+		server []string
+		args   []string
+	}{
+		// TLS connections have a reader goroutine each, not the poller.
+		{name: "wss", server: []string{"echo", "--tls-self-signed"}, args: []string{"-k"}},
+		{name: "permessage-deflate", server: []string{"echo", "--compress"}, args: []string{"--compress", "--size", "2000"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newTestServer(t, tt.server...)
+			snap, code, stderr := runBenchTest(t, append([]string{srv.url, "-c", "3", "--messages", "90"}, tt.args...)...)
+			if code != exitOK {
+				t.Errorf("exit %d; stderr:\n%s", code, stderr)
+			}
+			wantMessages(t, snap, 90, 90, 0, 0)
+			if snap.Messages.Altered != 0 {
+				t.Errorf("%d payloads altered", snap.Messages.Altered)
+			}
+		})
+	}
+}
+
+func TestBenchCtrlCPrintsResultsSoFar(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	url, _ := echoPeer(t, func(i int) (int, time.Duration) {
+		if i == 50 {
+			cancel() // as Ctrl-C would, in the middle of a one-minute run
+		}
+		return 1, 0
+	})
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"wsx", "bench", url, "-c", "1", "--duration", "1m", "--json"}, strings.NewReader(""), &stdout, &stderr)
+	var snap benchSnapshot
+	if err := json.Unmarshal(stdout.Bytes(), &snap); err != nil {
+		t.Fatalf("no results after the interrupt: %v\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	if code != exitOK || !snap.Interrupted || snap.Messages.Sent < 51 || snap.Messages.Lost != 0 {
+		t.Errorf("exit %d, interrupted %v, messages %+v; want 0, true, at least 51 sent and none lost", code, snap.Interrupted, snap.Messages)
+	}
+}
+
+func TestBenchCountsServerCloses(t *testing.T) {
+	url := newPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		c := accept(t, w, r)
+		if c == nil {
+			return
+		}
+		for i := 0; ; i++ {
+			op, data, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if i == 5 {
+				c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4000, "enough"), time.Now().Add(testTimeout))
+				return
+			}
+			c.WriteMessage(op, data)
+		}
+	})
+	snap, code, stderr := runBenchTest(t, url, "-c", "2", "--messages", "20")
+	if code != exitAbnormal {
+		t.Errorf("exit %d, want 3 (messages lost); stderr:\n%s", code, stderr)
+	}
+	if snap.Closes["4000"] != 2 || snap.Messages.Received != 10 {
+		t.Errorf("closes %v, received %d; want 2 closes 4000 and 10 replies", snap.Closes, snap.Messages.Received)
+	}
+}
+
+func TestBenchIdleReportsServerMemory(t *testing.T) {
+	srv := newTestServer(t, "serve")
+	snap, code, stderr := runBenchTest(t, srv.url, "--mode", "idle", "-c", "20", "--duration", "100ms", "--pid", strconv.Itoa(os.Getpid()))
+	if code != exitOK {
+		t.Errorf("exit %d; stderr:\n%s", code, stderr)
+	}
+	if !haveProcStats {
+		return
+	}
+	if snap.Server == nil || snap.Server.RSSBytes <= 0 || snap.Connects.OK != 20 {
+		t.Errorf("server %+v, connects %d; want this process's memory and 20 connections", snap.Server, snap.Connects.OK)
 	}
 }
