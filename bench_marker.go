@@ -118,28 +118,74 @@ func appendDigits(b []byte, v uint64, n int) []byte {
 // the padding after it arrived unaltered (a base64-encoded marker's padding
 // is not checked and counts as exact). It returns how many it found; a
 // marker that does not parse counts as found and is visited with ok false.
-func (c *markerCodec) scan(msg []byte, visit func(m marker, exact, ok bool)) int {
+// cache, if not nil, remembers what recent markers said.
+func (c *markerCodec) scan(msg []byte, cache *markerCache, visit func(m marker, exact, ok bool)) int {
 	found := 0
-	for rest := msg; ; {
-		i := bytes.Index(rest, c.head)
-		if i < 0 {
-			break
+	for rest := msg; len(rest) >= headLen; {
+		// Most servers relay the payload as it is: the marker starts it.
+		if !bytes.HasPrefix(rest, c.head) {
+			i := bytes.Index(rest, c.head)
+			if i < 0 {
+				break
+			}
+			rest = rest[i:]
 		}
 		found++
-		rest = rest[i:]
 		if len(rest) < markerLen {
 			visit(marker{}, false, false)
 			break
 		}
-		m, ok := c.parse(rest[:markerLen])
-		exact := ok && bytes.HasPrefix(rest[markerLen:], c.padding)
-		visit(m, exact, ok)
+		m, ok := cache.parse(c, rest[:markerLen])
 		rest = rest[markerLen:]
+		exact := ok && bytes.HasPrefix(rest, c.padding)
+		if exact {
+			rest = rest[len(c.padding):]
+		}
+		visit(m, exact, ok)
 	}
 	if found > 0 {
 		return found
 	}
 	return c.scan64(msg, visit)
+}
+
+// markerCache remembers what recently parsed markers said, by their bytes.
+// In a broadcast every subscriber receives the same markers, and the
+// poller reads many subscribers in a round, so a marker is parsed once per
+// round instead of once per subscriber. It holds the last cacheSlots
+// sequence numbers of a publisher, so it still hits when each socket holds
+// a backlog of that many messages. A reader owns its cache.
+type markerCache struct {
+	entries [cacheSlots]cachedMarker
+}
+
+// cacheSlots is the number of markers a markerCache holds: the two lowest
+// sequence-number digits pick the slot.
+const cacheSlots = 1 << 12
+
+type cachedMarker struct {
+	key   [markerLen - headLen]byte // the marker after its head
+	m     marker
+	ok    bool
+	valid bool
+}
+
+// parse is c.parse(b), from the cache when b was seen lately; a nil cache
+// parses.
+func (mc *markerCache) parse(c *markerCodec, b []byte) (marker, bool) {
+	if mc == nil {
+		return c.parse(b)
+	}
+	key := (*[markerLen - headLen]byte)(b[headLen:markerLen])
+	const seqEnd = 1 + pubDigits + seqDigits
+	slot := uint(digitValue[key[seqEnd-1]]) | uint(digitValue[key[seqEnd-2]])<<6 + 97*uint(digitValue[key[pubDigits]])
+	e := &mc.entries[slot%cacheSlots]
+	if e.valid && e.key == *key {
+		return e.m, e.ok
+	}
+	e.m, e.ok = c.parse(b)
+	e.key, e.valid = *key, true
+	return e.m, e.ok
 }
 
 // scan64 finds base64-encoded markers: binary payloads in JSON envelopes.
@@ -166,7 +212,9 @@ func (c *markerCodec) scan64(msg []byte, visit func(m marker, exact, ok bool)) i
 	}
 }
 
-// parse reads a marker of this run from b, which starts with c.head.
+// parse reads a marker of this run from b, which starts with c.head. It
+// runs for every delivery, so the digits are read from a fixed-size array
+// (no bounds checks) and checked all at once.
 func (c *markerCodec) parse(b []byte) (marker, bool) {
 	if len(b) < markerLen || b[markerLen-1] != '~' {
 		return marker{}, false
@@ -175,26 +223,30 @@ func (c *markerCodec) parse(b []byte) (marker, bool) {
 	if m.kind != markMessage && m.kind != markProbe {
 		return m, false
 	}
-	p := b[headLen+1:]
-	pub, ok1 := parseDigits(p[:pubDigits])
-	p = p[pubDigits:]
-	seq, ok2 := parseDigits(p[:seqDigits])
-	p = p[seqDigits:]
-	t, ok3 := parseDigits(p[:timeDigits])
-	p = p[timeDigits:]
-	d, ok4 := parseDigits(p[:delayDigits])
-	m.pub, m.seq, m.intended = int(pub), int64(seq), time.Duration(t)
-	m.actual = m.intended + time.Duration(d)
-	return m, ok1 && ok2 && ok3 && ok4
-}
-
-// parseDigits reads base-64 digits; ok is false if one is not a digit.
-func parseDigits(b []byte) (v uint64, ok bool) {
+	d := (*[markerLen - headLen - 2]byte)(b[headLen+1 : markerLen-1])
 	var bad byte
-	for _, ch := range b {
-		d := digitValue[ch]
-		bad |= d
-		v = v<<6 | uint64(d&63)
+	var pub, seq, t, delay uint64
+	for i := 0; i < pubDigits; i++ {
+		x := digitValue[d[i]]
+		bad |= x
+		pub = pub<<6 | uint64(x)
 	}
-	return v, bad&0x80 == 0
+	for i := pubDigits; i < pubDigits+seqDigits; i++ {
+		x := digitValue[d[i]]
+		bad |= x
+		seq = seq<<6 | uint64(x)
+	}
+	for i := pubDigits + seqDigits; i < pubDigits+seqDigits+timeDigits; i++ {
+		x := digitValue[d[i]]
+		bad |= x
+		t = t<<6 | uint64(x)
+	}
+	for i := pubDigits + seqDigits + timeDigits; i < len(d); i++ {
+		x := digitValue[d[i]]
+		bad |= x
+		delay = delay<<6 | uint64(x)
+	}
+	m.pub, m.seq, m.intended = int(pub), int64(seq), time.Duration(t)
+	m.actual = m.intended + time.Duration(delay)
+	return m, bad&0x80 == 0 // digitValue is 0xff for a byte that is not a digit
 }

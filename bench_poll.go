@@ -33,6 +33,7 @@ type pollReader struct {
 // is none.
 func startPollReader(run *benchRun) (*pollReader, error) {
 	pr := &pollReader{reader: newReader(run, pollChunk), done: make(chan struct{})}
+	pr.cache = new(markerCache)
 	p, err := newPoller(pr.ready)
 	if err != nil {
 		return nil, err

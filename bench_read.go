@@ -48,6 +48,7 @@ type reader struct {
 	conn     *benchConn    // connection being parsed
 	received atomic.Int64  // deliveries so far, read live by the run
 	visit    func(m marker, exact, ok bool)
+	cache    *markerCache // what recent markers said; nil for a reader of one connection, which never sees one twice
 }
 
 // newReader returns a reader for run whose reads get at least chunk bytes.
@@ -174,7 +175,7 @@ func (r *reader) message(c *benchConn, payload []byte, compressed bool) error {
 	if c.publisher {
 		return nil // what publishers receive is not measured
 	}
-	if r.run.codec == nil || r.run.codec.scan(payload, r.visit) == 0 {
+	if r.run.codec == nil || r.run.codec.scan(payload, r.cache, r.visit) == 0 {
 		r.sampleBatch().other++
 	}
 	return nil
