@@ -46,7 +46,8 @@ type reader struct {
 	batch    *sampleBatch  // samples not yet sent to the reporter
 	now      time.Duration // time of the socket read being parsed, since the run's base
 	conn     *benchConn    // connection being parsed
-	received atomic.Int64  // deliveries so far, read live by the run
+	received atomic.Int64  // deliveries so far, read live by the run; added to once per read
+	fresh    int64         // deliveries of the read being parsed
 	visit    func(m marker, exact, ok bool)
 	cache    *markerCache // what recent markers said; nil for a reader of one connection, which never sees one twice
 }
@@ -77,6 +78,8 @@ func (r *reader) readFrom(c *benchConn) error {
 	r.buf = r.buf[:len(r.buf)+n]
 	r.now = time.Since(r.run.base)
 	rest, perr := r.frames(c, r.buf)
+	r.received.Add(r.fresh)
+	r.fresh = 0
 	c.rest = append(c.rest[:0], rest...)
 	if perr != nil {
 		return perr
@@ -175,7 +178,21 @@ func (r *reader) message(c *benchConn, payload []byte, compressed bool) error {
 	if c.publisher {
 		return nil // what publishers receive is not measured
 	}
-	if r.run.codec == nil || r.run.codec.scan(payload, r.cache, r.visit) == 0 {
+	codec := r.run.codec
+	if codec == nil {
+		r.sampleBatch().other++
+		return nil
+	}
+	found := 0
+	for rest := payload; ; found++ {
+		m, exact, ok, more, hit := codec.next(rest, r.cache)
+		if !hit {
+			break
+		}
+		r.onMarker(m, exact, ok)
+		rest = more
+	}
+	if found == 0 && codec.scan64(payload, r.visit) == 0 {
 		r.sampleBatch().other++
 	}
 	return nil
@@ -202,7 +219,7 @@ func (r *reader) onMarker(m marker, exact, ok bool) {
 		b.duplicated++
 		return
 	}
-	r.received.Add(1)
+	r.fresh++
 	b.received++
 	if late {
 		b.outOfOrder++
