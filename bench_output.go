@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/gorilla/websocket"
 )
 
 // benchSnapshot is a run's results, rendered as text or as JSON. Its JSON
@@ -108,7 +109,7 @@ type serverReport struct {
 func newSnapshot(run *benchRun, res runResult, s benchStats) *benchSnapshot {
 	cfg := run.cfg
 	snap := &benchSnapshot{
-		Mode: cfg.mode, URLs: cfg.urls, Conns: cfg.conns, Size: cfg.size, Binary: cfg.op != textOp,
+		Mode: cfg.mode, URLs: cfg.urls, Conns: cfg.conns, Size: cfg.size, Binary: cfg.op == websocket.BinaryMessage,
 		ClosedLoop: run.closedLoop && (cfg.mode == modeEcho || cfg.mode == modeBroadcast), Interrupted: res.interrupted,
 		Closes: map[string]int64{}, Errors: s.errors,
 		firstFailure: s.firstFailure, startErr: res.startErr, maxErrors: cfg.maxErrors,
@@ -186,9 +187,6 @@ const minBusySpan = time.Second
 // busyMachine is the share of all CPUs, in percent, above which the
 // results come with a note that the machine was the limit.
 const busyMachine = 90
-
-// textOp is websocket.TextMessage, the default message type.
-const textOp = 1
 
 // percentilesOf reads the percentiles of h, in microseconds.
 func percentilesOf(h *hdrhistogram.Histogram) percentiles {

@@ -3,6 +3,8 @@ package main
 import (
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // BenchmarkBenchReader measures what bench spends per delivery once the
@@ -23,7 +25,7 @@ func BenchmarkBenchReader(b *testing.B) {
 	var batch []byte
 	for i := range perBatch {
 		run.codec.encode(payload, marker{kind: markMessage, seq: int64(i), intended: time.Second, actual: time.Second})
-		batch = appendFrame(batch, textOp, nil, payload, false)
+		batch = appendFrame(batch, websocket.TextMessage, nil, payload, false)
 	}
 	r := newReader(run, pollChunk)
 	r.cache = new(markerCache)
