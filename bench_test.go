@@ -295,3 +295,17 @@ func TestBenchIdleReportsServerMemory(t *testing.T) {
 		t.Errorf("server %+v, connects %d; want this process's memory and 20 connections", snap.Server, snap.Connects.OK)
 	}
 }
+
+// TestBenchRampSpreadsConnects: with --ramp, connection i of n starts at
+// i/n of the ramp, so opening 4 takes at least 3/4 of it, whatever the
+// machine's speed.
+func TestBenchRampSpreadsConnects(t *testing.T) {
+	srv := newTestServer(t, "echo")
+	snap, code, stderr := runBenchTest(t, srv.url, "-c", "4", "--ramp", "400ms", "--messages", "8", "--dial-concurrency", "1")
+	if code != exitOK {
+		t.Errorf("exit %d; stderr:\n%s", code, stderr)
+	}
+	if snap.Connects.OK != 4 || snap.Connects.TimeS < 0.3 {
+		t.Errorf("%d connects in %.3fs; want 4 spread over at least 300ms", snap.Connects.OK, snap.Connects.TimeS)
+	}
+}
