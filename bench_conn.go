@@ -2,10 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,96 +54,27 @@ type benchConn struct {
 	inflate inflater // for compressed messages
 }
 
-// dialBench opens one connection to u with the shared handshake options.
-// It connects directly, ignoring HTTP_PROXY: bench measures the server.
-// The dialer hands gorilla only the bytes of the handshake response, so
-// that frames the server sends right after it (a welcome) stay for
-// bench's own reader instead of in gorilla's buffer.
+// dialBench opens one connection to u with the shared handshake options,
+// through HTTP_PROXY as dial does. gorilla makes the handshake and is then
+// dropped: bench reads the socket below its tap (client_conn.go), starting
+// with what the tap had read past the 101 response (a welcome).
 func dialBench(ctx context.Context, u string, o handshakeOptions) (*benchConn, *http.Response, error) {
-	d := o.dialer(nil)
-	d.Proxy = nil
-	var bc *boundedConn
-	base := &net.Dialer{}
-	d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := base.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		bc = &boundedConn{Conn: c}
-		return bc, nil
-	}
-	d.NetDialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := base.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		cfg := o.tls.Clone()
-		if cfg == nil {
-			cfg = &tls.Config{}
-		}
-		if cfg.ServerName == "" {
-			cfg.ServerName, _, _ = net.SplitHostPort(addr)
-		}
-		tc := tls.Client(c, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			c.Close()
-			return nil, err
-		}
-		bc = &boundedConn{Conn: tc}
-		return bc, nil
-	}
-	ws, resp, err := d.DialContext(ctx, u, o.header)
+	ws, resp, err := o.dialer(nil).DialContext(ctx, u, o.header)
 	if err != nil {
 		return nil, resp, err
 	}
-	_ = ws // gorilla's Conn is not used past the handshake: bench reads and writes frames itself
-	c := bc.Conn
+	t, ok := ws.NetConn().(*tapConn)
+	if !ok {
+		ws.NetConn().Close()
+		return nil, resp, errors.New("no tap below the handshake") // dialer always installs one
+	}
+	c, pending := t.detach()
 	c.SetDeadline(time.Time{})
 	deflate := offersDeflate(resp.Header)
-	conn := &benchConn{conn: c, pending: bc.extra, deflate: deflate, w: newFrameWriter(c, deflate, 0)}
+	conn := &benchConn{conn: c, pending: pending, deflate: deflate, w: newFrameWriter(c, deflate, 0)}
 	conn.awaiting.Store(-1)
 	conn.sock.init(c)
 	return conn, resp, nil
-}
-
-// boundedConn returns no byte past the end of an HTTP header block
-// ("\r\n\r\n") in one Read; what a read brought beyond it is kept in extra
-// and returned first by the next Read. After the handshake, extra holds
-// the first bytes of the WebSocket stream.
-type boundedConn struct {
-	net.Conn
-	extra   []byte
-	matched int // how many bytes of "\r\n\r\n" the stream so far ends with
-}
-
-func (b *boundedConn) Read(p []byte) (int, error) {
-	var n int
-	if len(b.extra) > 0 {
-		n = copy(p, b.extra)
-		b.extra = b.extra[n:]
-	} else {
-		var err error
-		if n, err = b.Conn.Read(p); n == 0 {
-			return 0, err
-		}
-	}
-	const end = "\r\n\r\n"
-	for i := range n {
-		switch {
-		case p[i] == end[b.matched]:
-			b.matched++
-		case p[i] == '\r':
-			b.matched = 1
-		default:
-			b.matched = 0
-		}
-		if b.matched == len(end) {
-			b.matched = 0
-			b.extra = append(slices.Clone(p[i+1:n]), b.extra...)
-			return i + 1, nil
-		}
-	}
-	return n, nil
 }
 
 // send writes data messages, each payload one message of type op, in one

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"io"
-	"net"
-	"strings"
 	"testing"
 	"time"
 )
@@ -127,39 +124,6 @@ func TestTrackMark(t *testing.T) {
 				t.Errorf("mark(%v): %d duplicates, %d late; want %d, %d", tt.seqs, dups, lates, tt.wantDup, tt.wantLate)
 			}
 		})
-	}
-}
-
-// chunkConn serves a fixed stream in reads of at most chunk bytes.
-type chunkConn struct {
-	net.Conn
-	r     io.Reader
-	chunk int
-}
-
-func (c *chunkConn) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.chunk)]) }
-
-func TestBoundedConnStopsAtHeaderEnd(t *testing.T) {
-	const head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
-	stream := head + "\x81\x02hi" + "more \r\n\r\n frames"
-	for _, chunk := range []int{1, 2, 3, 7, 64, 4096} {
-		b := &boundedConn{Conn: &chunkConn{r: strings.NewReader(stream), chunk: chunk}}
-		var got []byte
-		buf := make([]byte, 4096)
-		for !bytes.HasSuffix(got, []byte("\r\n\r\n")) {
-			n, err := b.Read(buf)
-			if err != nil {
-				t.Fatalf("chunk %d: read: %v", chunk, err)
-			}
-			got = append(got, buf[:n]...)
-		}
-		if string(got) != head {
-			t.Errorf("chunk %d: the handshake read %q, want %q", chunk, got, head)
-		}
-		rest, _ := io.ReadAll(struct{ io.Reader }{b})
-		if want := stream[len(head):]; string(rest) != want {
-			t.Errorf("chunk %d: after the handshake %q, want %q", chunk, rest, want)
-		}
 	}
 }
 

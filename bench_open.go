@@ -260,7 +260,8 @@ func errorKind(err error) string {
 	case errors.Is(err, io.EOF):
 		return "eof (no close frame)"
 	}
-	if s := err.Error(); len(s) > 9 && s[:9] == "protocol:" {
+	var pe *protocolError
+	if errors.As(err, &pe) {
 		return "protocol"
 	}
 	return "other"

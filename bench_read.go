@@ -94,36 +94,28 @@ func (r *reader) readFrom(c *benchConn) error {
 // what is left: the start of a frame still arriving.
 func (r *reader) frames(c *benchConn, data []byte) ([]byte, error) {
 	r.conn = c
-	for len(data) >= 2 {
-		if data[1]&0x80 != 0 {
-			return nil, errors.New("protocol: the server sent a masked frame")
+	for {
+		h, _, ok := parseFrameHeader(data)
+		switch {
+		case !ok:
+			return data, nil
+		case h.masked:
+			return nil, &protocolError{"protocol: the server sent a masked frame"}
+		case h.length > maxBenchFrame:
+			return nil, &protocolError{fmt.Sprintf("protocol: a frame of %d bytes", h.length)}
 		}
-		hdr, size := 2, uint64(data[1]&0x7f)
-		switch size {
-		case 126:
-			if len(data) < 4 {
-				return data, nil
-			}
-			hdr, size = 4, uint64(binary.BigEndian.Uint16(data[2:4]))
-		case 127:
-			if len(data) < 10 {
-				return data, nil
-			}
-			hdr, size = 10, binary.BigEndian.Uint64(data[2:10])
+		if err := checkRSV1(h); err != nil {
+			return nil, &protocolError{"protocol: " + err.Error()}
 		}
-		if size > maxBenchFrame {
-			return nil, fmt.Errorf("protocol: a frame of %d bytes", size)
-		}
-		end := hdr + int(size)
+		end := h.size + int(h.length)
 		if len(data) < end {
 			return data, nil
 		}
-		if err := r.frame(c, data[0], data[hdr:end]); err != nil {
+		if err := r.frame(c, h.b0, data[h.size:end]); err != nil {
 			return nil, err
 		}
 		data = data[end:]
 	}
-	return data, nil
 }
 
 // frame handles one frame: data messages are accounted for (fragments
@@ -136,12 +128,12 @@ func (r *reader) frame(c *benchConn, b0 byte, payload []byte) error {
 			return r.message(c, payload, z)
 		}
 		c.fragOp, c.fragZ, c.frag = op, z, append(c.frag[:0], payload...)
-	case continuationFrame:
+	case opContinuation:
 		if c.fragOp == 0 {
-			return errors.New("protocol: a continuation frame without a message")
+			return &protocolError{"protocol: a continuation frame without a message"}
 		}
 		if len(c.frag)+len(payload) > maxBenchFrame {
-			return fmt.Errorf("protocol: a message over %d bytes", maxBenchFrame)
+			return &protocolError{fmt.Sprintf("protocol: a message over %d bytes", maxBenchFrame)}
 		}
 		c.frag = append(c.frag, payload...)
 		if fin {
@@ -172,7 +164,7 @@ func (r *reader) message(c *benchConn, payload []byte, compressed bool) error {
 	if compressed {
 		var err error
 		if payload, err = c.inflate.inflate(payload); err != nil {
-			return fmt.Errorf("protocol: inflate: %w", err)
+			return &protocolError{"protocol: inflate: " + err.Error()}
 		}
 	}
 	if c.publisher {
