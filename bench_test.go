@@ -71,7 +71,7 @@ func TestBenchEchoCountsMatch(t *testing.T) {
 }
 
 func TestBenchBroadcastCountsMatch(t *testing.T) {
-	srv := newTestServer(t, "serve", "--welcome", "hello", "--notices")
+	srv := newTestServer(t, "serve", "--welcome", "hello", "--notices", "--include-self") // publishers get their own messages back
 	tests := []struct {
 		name string
 		args []string
