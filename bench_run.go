@@ -54,6 +54,7 @@ type benchRun struct {
 	conns      []*benchConn                 // echo connections or subscribers, by id; nil for failed ones
 	pubs       []*benchConn                 // broadcast publishers
 	pubList    atomic.Pointer[[]*benchConn] // pubs, for the readers once they are open
+	senders    atomic.Pointer[[]*benchConn] // the open connections that send, once sending begins
 	acks       []pubAcks                    // closed-loop broadcast: deliveries per publisher
 	closedLoop bool
 	stopSend   atomic.Bool // the closed loop sends no more
@@ -192,13 +193,16 @@ func (run *benchRun) received() int64 {
 	return n
 }
 
-// sentSoFar is the live count of data messages sent.
+// sentSoFar is the live count of data messages sent; the progress line
+// reads it from the reporter's goroutine.
 func (run *benchRun) sentSoFar() int64 {
+	senders := run.senders.Load()
+	if senders == nil {
+		return 0
+	}
 	var n int64
-	for _, c := range run.senderConns() {
-		if c != nil {
-			n += c.sent.Load()
-		}
+	for _, c := range *senders {
+		n += c.sent.Load()
 	}
 	return n
 }

@@ -50,6 +50,7 @@ func (run *benchRun) sendPhase(ctx context.Context, res *runResult) {
 		}
 		c.payload = run.codec.newPayload()
 	}
+	run.senders.Store(&live)
 	if run.closedLoop && run.cfg.mode == modeEcho {
 		run.echoClosedLoop(ctx, live, end)
 		return

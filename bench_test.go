@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/gorilla/websocket"
 )
 
 // runBenchTest runs "wsx bench ARGS... --json" in-process and returns its
@@ -307,5 +309,33 @@ func TestBenchRampSpreadsConnects(t *testing.T) {
 	}
 	if snap.Connects.OK != 4 || snap.Connects.TimeS < 0.3 {
 		t.Errorf("%d connects in %.3fs; want 4 spread over at least 300ms", snap.Connects.OK, snap.Connects.TimeS)
+	}
+}
+
+// TestBenchProgressLine runs with the progress line on, as on a terminal:
+// the reporter's goroutine draws it while connections open and send.
+func TestBenchProgressLine(t *testing.T) {
+	srv := newTestServer(t, "echo")
+	cfg := benchConfig{
+		urls:            []string{srv.url},
+		handshake:       handshakeOptions{header: http.Header{}, connectTimeout: testTimeout},
+		mode:            modeEcho,
+		conns:           3,
+		duration:        3 * progressEvery,
+		rate:            300,
+		size:            defaultBenchSize,
+		op:              websocket.TextMessage,
+		dialConcurrency: defaultDialConcurrency,
+	}
+	var stdout bytes.Buffer
+	stderr := new(syncBuffer)
+	if err := runBench(context.Background(), cfg, benchOutput{stdout: &stdout, stderr: stderr, progress: true}); err != nil {
+		t.Fatalf("runBench: %v\n%s", err, stderr.String())
+	}
+	if got := stderr.String(); !strings.Contains(got, "\r\033[K") || !strings.Contains(got, "conns 3/3") {
+		t.Errorf("stderr %q: want the progress line redrawn", got)
+	}
+	if strings.Contains(stdout.String(), "\r") {
+		t.Errorf("stdout %q: the progress line belongs on stderr", stdout.String())
 	}
 }
