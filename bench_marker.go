@@ -122,15 +122,19 @@ func appendDigits(b []byte, v uint64, n int) []byte {
 // the padding after it arrived unaltered (a base64-encoded marker's padding
 // is not checked and counts as exact). It returns how many it found; a
 // marker that does not parse counts as found and is visited with ok false.
-// cache, if not nil, remembers what recent markers said.
-func (c *markerCodec) scan(msg []byte, cache *markerCache, visit func(m marker, exact, ok bool)) int {
+func (c *markerCodec) scan(msg []byte, visit func(m marker, exact, ok bool)) int {
+	cache := newMarkerCache(1)
 	found := 0
 	for rest := msg; ; found++ {
-		m, exact, ok, more, hit := c.next(rest, cache)
+		e, exact, more, hit := c.next(rest, cache)
 		if !hit {
 			break
 		}
-		visit(m, exact, ok)
+		if e == nil {
+			visit(marker{}, false, false)
+		} else {
+			visit(e.m, exact, e.ok)
+		}
 		rest = more
 	}
 	if found > 0 {
@@ -140,50 +144,58 @@ func (c *markerCodec) scan(msg []byte, cache *markerCache, visit func(m marker, 
 }
 
 // next finds the first marker of this run in msg, as scan does, and
-// returns it with what follows it; hit is false when there is none. A
-// reader calls it for every delivery, so the usual case (the marker starts
-// the message, whole, followed by its padding) takes a few word compares.
-func (c *markerCodec) next(msg []byte, cache *markerCache) (m marker, exact, ok bool, rest []byte, hit bool) {
+// returns what it says (nil when it is cut short), valid until the next
+// call, with what follows it; hit is false when there is none. A reader
+// calls it for every delivery, so the usual case (the marker starts the
+// message, whole, followed by its padding) takes a few word compares.
+func (c *markerCodec) next(msg []byte, cache *markerCache) (e *cachedMarker, exact bool, rest []byte, hit bool) {
 	if len(msg) < headLen {
-		return m, false, false, nil, false
+		return nil, false, nil, false
 	}
 	if binary.LittleEndian.Uint64(msg) != c.head0 || binary.LittleEndian.Uint32(msg[8:]) != c.head1 {
 		i := bytes.Index(msg, c.head)
 		if i < 0 {
-			return m, false, false, nil, false
+			return nil, false, nil, false
 		}
 		msg = msg[i:]
 	}
 	if len(msg) < markerLen {
-		return m, false, false, nil, true
+		return nil, false, nil, true
 	}
-	m, ok = cache.parse(c, msg[:markerLen])
+	e = cache.parse(c, msg[:markerLen])
 	rest = msg[markerLen:]
-	if exact = ok && bytes.HasPrefix(rest, c.padding); exact {
+	if exact = e.ok && bytes.HasPrefix(rest, c.padding); exact {
 		rest = rest[len(c.padding):]
 	}
-	return m, exact, ok, rest, true
+	return e, exact, rest, true
 }
 
 // markerCache remembers what recently parsed markers said, by their bytes.
 // In a broadcast every subscriber receives the same markers, and the
-// poller reads many subscribers in a round, so a marker is parsed once per
-// round instead of once per subscriber. It holds the last cacheSlots
-// sequence numbers of a publisher, so it still hits when each socket holds
-// a backlog of that many messages. A reader owns its cache.
+// poller reads many subscribers in a round, so with cacheSlots slots a
+// marker is parsed once per round instead of once per subscriber, even
+// when each socket holds a backlog of that many messages. A reader owns
+// its cache; a reader of one connection, which never sees a marker twice,
+// has one slot: where next parses into.
 type markerCache struct {
-	entries [cacheSlots]cachedMarker
+	entries []cachedMarker
+	mask    uint
 }
 
-// cacheSlots is the number of markers a markerCache holds: the two lowest
-// sequence-number digits pick the slot.
+// cacheSlots is the number of markers the poller's markerCache holds.
 const cacheSlots = 1 << 12
 
+// cachedMarker is a parsed marker and the bytes it was parsed from.
 type cachedMarker struct {
 	key   markerKey
 	m     marker
 	ok    bool
 	valid bool
+}
+
+// newMarkerCache returns a cache of slots slots, a power of two.
+func newMarkerCache(slots int) *markerCache {
+	return &markerCache{entries: make([]cachedMarker, slots), mask: uint(slots - 1)}
 }
 
 // markerKey is the marker after its head (27 bytes) as four overlapping
@@ -196,22 +208,21 @@ func keyOf(b []byte) markerKey {
 		binary.LittleEndian.Uint64(k[16:]), binary.LittleEndian.Uint64(k[len(k)-8:])}
 }
 
-// parse is c.parse(b), from the cache when b was seen lately; a nil cache
-// parses.
-func (mc *markerCache) parse(c *markerCodec, b []byte) (marker, bool) {
-	if mc == nil {
-		return c.parse(b)
-	}
+// parse returns what the marker b says, from the cache when b was seen
+// lately.
+func (mc *markerCache) parse(c *markerCodec, b []byte) *cachedMarker {
+	// The two lowest sequence-number digits pick the slot (their bytes
+	// differ for 64 consecutive numbers each), shifted by the publisher.
 	const seqEnd = headLen + 1 + pubDigits + seqDigits
-	slot := uint(digitValue[b[seqEnd-1]]) | uint(digitValue[b[seqEnd-2]])<<6 + 97*uint(digitValue[b[headLen+pubDigits]])
-	e := &mc.entries[slot%cacheSlots]
+	slot := uint(b[seqEnd-2])<<7 | uint(b[seqEnd-1]) + 31*uint(b[headLen+pubDigits])
+	e := &mc.entries[slot&mc.mask]
 	key := keyOf(b)
 	if e.valid && e.key == key {
-		return e.m, e.ok
+		return e
 	}
 	e.m, e.ok = c.parse(b)
 	e.key, e.valid = key, true
-	return e.m, e.ok
+	return e
 }
 
 // scan64 finds base64-encoded markers: binary payloads in JSON envelopes.

@@ -16,7 +16,7 @@ type found struct {
 
 func scanAll(c *markerCodec, msg []byte) (int, []found) {
 	var got []found
-	n := c.scan(msg, nil, func(m marker, exact, ok bool) { got = append(got, found{m, exact, ok}) })
+	n := c.scan(msg, func(m marker, exact, ok bool) { got = append(got, found{m, exact, ok}) })
 	return n, got
 }
 

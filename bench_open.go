@@ -88,7 +88,7 @@ func (run *benchRun) startReading(c *benchConn) {
 	if run.poll != nil && run.poll.add(c) {
 		return
 	}
-	r := newReader(run, connChunk)
+	r := newReader(run, connChunk, 1)
 	run.mu.Lock()
 	run.readers = append(run.readers, r)
 	run.mu.Unlock()

@@ -32,8 +32,7 @@ type pollReader struct {
 // startPollReader starts the poller, or reports errNoPoller where there
 // is none.
 func startPollReader(run *benchRun) (*pollReader, error) {
-	pr := &pollReader{reader: newReader(run, pollChunk), done: make(chan struct{})}
-	pr.cache = new(markerCache)
+	pr := &pollReader{reader: newReader(run, pollChunk, cacheSlots), done: make(chan struct{})}
 	p, err := newPoller(pr.ready)
 	if err != nil {
 		return nil, err

@@ -49,13 +49,14 @@ type reader struct {
 	received atomic.Int64  // deliveries so far, read live by the run; added to once per read
 	fresh    int64         // deliveries of the read being parsed
 	visit    func(m marker, exact, ok bool)
-	cache    *markerCache // what recent markers said; nil for a reader of one connection, which never sees one twice
+	cache    *markerCache // what recent markers said
 }
 
-// newReader returns a reader for run whose reads get at least chunk bytes.
-func newReader(run *benchRun, chunk int) *reader {
-	r := &reader{run: run, chunk: chunk}
-	r.visit = r.onMarker // bound once: scan allocates nothing
+// newReader returns a reader for run whose reads get at least chunk bytes
+// and whose markerCache has cacheSlots slots.
+func newReader(run *benchRun, chunk, cacheSlots int) *reader {
+	r := &reader{run: run, chunk: chunk, cache: newMarkerCache(cacheSlots)}
+	r.visit = func(m marker, exact, ok bool) { r.onMarker(&m, exact, ok) } // bound once
 	return r
 }
 
@@ -177,11 +178,15 @@ func (r *reader) message(c *benchConn, payload []byte, compressed bool) error {
 	}
 	found := 0
 	for rest := payload; ; found++ {
-		m, exact, ok, more, hit := codec.next(rest, r.cache)
+		e, exact, more, hit := codec.next(rest, r.cache)
 		if !hit {
 			break
 		}
-		r.onMarker(m, exact, ok)
+		if e == nil {
+			r.onMarker(nil, false, false)
+		} else {
+			r.onMarker(&e.m, exact, e.ok)
+		}
 		rest = more
 	}
 	if found == 0 && codec.scan64(payload, r.visit) == 0 {
@@ -190,8 +195,9 @@ func (r *reader) message(c *benchConn, payload []byte, compressed bool) error {
 	return nil
 }
 
-// onMarker accounts for one marker found in a message of r.conn.
-func (r *reader) onMarker(m marker, exact, ok bool) {
+// onMarker accounts for one marker found in a message of r.conn; m is
+// nil, and ok false, for one cut short.
+func (r *reader) onMarker(m *marker, exact, ok bool) {
 	b, c := r.sampleBatch(), r.conn
 	if !ok {
 		b.altered++

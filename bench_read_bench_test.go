@@ -27,8 +27,7 @@ func BenchmarkBenchReader(b *testing.B) {
 		run.codec.encode(payload, marker{kind: markMessage, seq: int64(i), intended: time.Second, actual: time.Second})
 		batch = appendFrame(batch, websocket.TextMessage, nil, payload, false)
 	}
-	r := newReader(run, pollChunk)
-	r.cache = new(markerCache)
+	r := newReader(run, pollChunk, cacheSlots)
 	r.now = 2 * time.Second
 	b.ReportAllocs()
 	for b.Loop() {
