@@ -2,16 +2,18 @@ package main
 
 import "time"
 
-// Pacing of the poller's rounds under load. A busy round (paceEvents ready
-// sockets or more) that took less than pacePeriod is followed by a sleep
-// for the rest of it, so that more arrives per read: under load each
-// socket read then carries many messages, which leaves the CPU to the
-// server under test. It adds at most pacePeriod to measured latencies, and
-// only when they are already that long under load; a quiet round is not
-// paced, so low-rate latencies are measured as they are.
+// Pacing of the poller's rounds under load. A busy round, with paceEvents
+// ready sockets or more, or deliveries arriving at paceRate per second or
+// more, that took less than pacePeriod is followed by a sleep for the rest
+// of it, so that more arrives per read: under load each socket read then
+// carries many messages, which leaves the CPU to the server under test.
+// It adds at most pacePeriod to measured latencies, and only under load;
+// at lower rates (an echo's round trips) rounds are not paced, so their
+// latencies are measured as they are.
 const (
 	pacePeriod = time.Millisecond
 	paceEvents = 64
+	paceRate   = 200_000
 )
 
 // pollReader reads every plain-TCP connection of a run from the poller's
@@ -27,6 +29,7 @@ type pollReader struct {
 
 	events     int       // ready sockets in this round
 	roundStart time.Time // when the last paced period began
+	lastCount  int64     // deliveries by then
 }
 
 // startPollReader starts the poller, or reports errNoPoller where there
@@ -83,12 +86,13 @@ func (pr *pollReader) stop() {
 // pace ends a round: after a busy one it sleeps for the rest of
 // pacePeriod.
 func (pr *pollReader) pace() {
-	busy := pr.events >= paceEvents
+	count, elapsed := pr.received.Load(), time.Since(pr.roundStart)
+	busy := pr.events >= paceEvents || float64(count-pr.lastCount) >= paceRate*elapsed.Seconds()
 	pr.events = 0
 	if busy {
-		if d := pacePeriod - time.Since(pr.roundStart); d > 0 {
+		if d := pacePeriod - elapsed; d > 0 {
 			time.Sleep(d)
 		}
 	}
-	pr.roundStart = time.Now()
+	pr.roundStart, pr.lastCount = time.Now(), count
 }

@@ -25,8 +25,12 @@ import (
 
 const (
 	// pollChunk is the least room a read gets in the poller's buffer,
-	// which every plain-TCP connection shares.
-	pollChunk = 256 << 10
+	// which every plain-TCP connection shares. It is small enough (about
+	// 250 short messages) that, when the sockets hold a backlog, the
+	// level-triggered poller's round-robin keeps them in step, so that
+	// the poller's markerCache still holds what the next socket brings;
+	// and large enough that a read costs little per message.
+	pollChunk = 16 << 10
 	// connChunk is the least room a read gets in a reader goroutine's own
 	// buffer: one per connection, so small.
 	connChunk = 4 << 10
