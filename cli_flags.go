@@ -94,3 +94,20 @@ const (
 	flagCert           = "cert"
 	flagKey            = "key"
 )
+
+// Names of the bench flags. --rate is flagRate, --binary flagBinary and
+// the handshake flags are dial's (handshakeFlags).
+const (
+	flagMode            = "mode"
+	flagConns           = "conns"
+	flagDuration        = "duration"
+	flagMessages        = "messages"
+	flagSize            = "size"
+	flagRamp            = "ramp"
+	flagDialConcurrency = "dial-concurrency"
+	flagPublishers      = "publishers"
+	flagJSON            = "json"
+	flagHdr             = "hdr"
+	flagMaxErrors       = "max-errors"
+	flagPID             = "pid"
+)

@@ -240,3 +240,11 @@ func (t *tapConn) closeCode(code int) int {
 	}
 	return code
 }
+
+// detach hands over the connection below the tap and the bytes the tap
+// has read but not handed out, for a client that reads its frames itself
+// once the handshake is done (wsx bench). The tap must not be read again.
+func (t *tapConn) detach() (conn net.Conn, buffered []byte) {
+	b, _ := t.frames.in.Peek(t.frames.in.Buffered())
+	return t.Conn, bytes.Clone(b)
+}

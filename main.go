@@ -96,7 +96,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
    echo hello | wsx dial ws://localhost:8080/ # send a line, print the reply`,
 		Flags:                 globalFlags(),
 		Action:                rootAction,
-		Commands:              []*cli.Command{echoCommand(), serveCommand(), dialCommand()},
+		Commands:              []*cli.Command{echoCommand(), serveCommand(), dialCommand(), benchCommand()},
 		Reader:                stdin,
 		Writer:                stdout,
 		ErrWriter:             stderr,

@@ -21,10 +21,15 @@ const pollEvents = 256
 // ready is called, once: the registration is one-shot and level-triggered,
 // so it must be re-armed after reading, and input that arrived meanwhile
 // fires at once. T is what a socket is registered with and handed back as.
+// A socket registered with watch instead is level-triggered and stays
+// armed: ready is called in every round while it has input.
 type poller[T comparable] struct {
 	epfd   int
 	wakefd int // an eventfd that stops run
 	ready  func(T)
+	// afterRound, if set before run, is called on run's goroutine after
+	// each round of readiness events: a reader can pace its rounds there.
+	afterRound func()
 
 	mu sync.Mutex
 	// conns holds what each descriptor is registered for, indexed by the
@@ -56,6 +61,19 @@ func newPoller[T comparable](ready func(T)) (*poller[T], error) {
 // add registers the socket sock for v, disarmed (arm starts watching it),
 // and returns the descriptor that remove needs.
 func (p *poller[T]) add(sock syscall.RawConn, v T) (int32, error) {
+	return p.register(sock, v, unix.EPOLLONESHOT)
+}
+
+// watch registers the socket sock for v, armed and level-triggered: ready
+// is called in every round in which sock has input, without arm, until
+// remove and the socket's close. It suits a reader that takes what it can
+// per call and leaves the rest for the next round, with no system call to
+// re-arm. It returns the descriptor that remove needs.
+func (p *poller[T]) watch(sock syscall.RawConn, v T) (int32, error) {
+	return p.register(sock, v, unix.EPOLLIN|unix.EPOLLRDHUP)
+}
+
+func (p *poller[T]) register(sock syscall.RawConn, v T, events uint32) (int32, error) {
 	if sock == nil {
 		return 0, errNoFD
 	}
@@ -69,7 +87,7 @@ func (p *poller[T]) add(sock syscall.RawConn, v T) (int32, error) {
 	}
 	p.conns[fd] = v
 	p.mu.Unlock()
-	return fd, p.ctl(sock, unix.EPOLL_CTL_ADD, unix.EPOLLONESHOT)
+	return fd, p.ctl(sock, unix.EPOLL_CTL_ADD, events)
 }
 
 // arm watches sock until it is readable, once: its reader has drained the
@@ -130,6 +148,9 @@ func (p *poller[T]) run() {
 			if v != zeroOf[T]() {
 				p.ready(v)
 			}
+		}
+		if p.afterRound != nil {
+			p.afterRound()
 		}
 	}
 }
