@@ -78,6 +78,10 @@ func (a *chatApp) admit(r *http.Request) (session, *httpError) {
 	if !validRoom(room) {
 		return nil, &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("invalid room %q", room)}
 	}
+	resume, herr := parseResume(r.URL.Query())
+	if herr != nil {
+		return nil, herr
+	}
 	u, herr := a.cfg.auth.authenticate(r, room)
 	if herr != nil {
 		return nil, herr
@@ -91,7 +95,7 @@ func (a *chatApp) admit(r *http.Request) (session, *httpError) {
 			return nil, herr
 		}
 	}
-	c := &member{hub: a.hub, room: room, name: name, role: u.role}
+	c := &member{hub: a.hub, room: room, name: name, role: u.role, resume: resume}
 	if a.cfg.hub.rate > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(a.cfg.hub.rate), max(1, int(a.cfg.hub.rate)))
 	}
