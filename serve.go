@@ -119,7 +119,7 @@ func readServeConfig(c *cli.Context) (serveConfig, error) {
 		return cfg, usagef("invalid value for flag --%s: must not be negative", flagFlush)
 	case cfg.hub.rate < 0:
 		return cfg, usagef("invalid value for flag --%s: must not be negative", flagRate)
-	case !validRoom(cfg.stdinRoom):
+	case !validRoom(cfg.stdinRoom) || reservedRoom(cfg.stdinRoom):
 		return cfg, usagef("invalid value %q for flag --%s", cfg.stdinRoom, flagStdinRoom)
 	}
 	if path := c.String(flagUsers); path != "" {

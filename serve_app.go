@@ -30,7 +30,7 @@ func (a *chatApp) routes(ws http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.Handle("GET /api/", http.NotFoundHandler()) // the publish API's place
-	mux.HandleFunc("GET /", servePage)
+	handlePage(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if websocket.IsWebSocketUpgrade(r) {
 			ws.ServeHTTP(w, r)
@@ -77,6 +77,9 @@ func (a *chatApp) admit(r *http.Request) (session, *httpError) {
 	room := roomOf(r.URL.Path)
 	if !validRoom(room) {
 		return nil, &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("invalid room %q", room)}
+	}
+	if reservedRoom(room) {
+		return nil, &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("invalid room %q: names starting with %s are reserved for the chat page's files", room, assetPrefix)}
 	}
 	resume, herr := parseResume(r.URL.Query())
 	if herr != nil {

@@ -175,13 +175,16 @@ func TestServeCatchUpJSON(t *testing.T) {
 }
 
 // TestServeCatchUpBadQuery: a malformed ?since= or ?epoch= is answered
-// 400 before the upgrade, saying what is wrong.
+// 400 before the upgrade, saying what is wrong; so is a room that would
+// take the page files' place.
 func TestServeCatchUpBadQuery(t *testing.T) {
 	srv := newTestServer(t, "serve")
 	for path, want := range map[string]string{
 		"r?since=x&epoch=e":  `invalid ?since="x"`,
 		"r?since=1":          "?since= needs ?epoch=",
 		"r?since=1&epoch=%2": "", // not even a query: net/http refuses it
+		".wsx/chat.js":       "reserved",
+		".wsxroom":           "reserved",
 	} {
 		_, resp, err := websocket.DefaultDialer.Dial(srv.url+path, nil)
 		if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
