@@ -1,9 +1,13 @@
 package main
 
 import (
+	"io"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -82,4 +86,108 @@ func TestPageReconnect(t *testing.T) {
 	if got := bob.texts(); !slices.Equal(got, append(want, "six")) {
 		t.Errorf("bob shows %q, want %q", got, append(want, "six"))
 	}
+}
+
+// TestPageLostMessage: a message the network loses just before the
+// connection breaks is marked as not delivered once the page has caught up,
+// and one that arrived is not; nobody else shows the lost one.
+func TestPageLostMessage(t *testing.T) {
+	srv := newTestServer(t, "serve")
+	proxy := newLossyProxy(t, strings.TrimSuffix(strings.TrimPrefix(srv.url, "ws://"), "/"))
+	b := newBrowser(t)
+	alice := b.open("alice", "http://"+proxy.addr()+"/r?name=alice")
+	alice.waitConnected()
+	bob := b.open("bob", pageURL(srv, "r", "name=bob"))
+	bob.waitConnected()
+	alice.typeAndSend("kept")
+	bob.waitText("kept")
+
+	proxy.drop.Store(true)
+	alice.typeAndSend("lost in transit")
+	waitFor(t, func() bool { return proxy.dropped.Load() > 0 })
+	proxy.drop.Store(false)
+	proxy.cut()
+	alice.waitFor("the loss marked", `[...document.querySelectorAll("#messages .msg")].map((li) =>
+		li.querySelector(".text").textContent + ": " + (li.querySelector(".failed")?.textContent ?? "ok")).join(" | ") ===
+		"kept: ok | lost in transit: Not delivered: the connection was lost before it reached the server."`)
+	alice.typeAndSend("after")
+	bob.waitText("after")
+	if got := bob.texts(); !slices.Equal(got, []string{"kept", "after"}) {
+		t.Errorf("bob shows %q", got)
+	}
+}
+
+// lossyProxy forwards TCP connections to a server, and can drop what the
+// clients send and then break every connection: a network that loses a
+// message before the connection is seen to fail.
+type lossyProxy struct {
+	ln      net.Listener
+	drop    atomic.Bool
+	dropped atomic.Int64 // bytes dropped
+
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newLossyProxy(t *testing.T, target string) *lossyProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &lossyProxy{ln: ln}
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go io.Copy(c, s)
+			go p.forward(s, c)
+		}
+	}()
+	return p
+}
+
+// forward copies what the client sends to the server, unless dropping.
+func (p *lossyProxy) forward(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && p.drop.Load() {
+			p.dropped.Add(int64(n))
+		} else if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			dst.Close()
+			return
+		}
+	}
+}
+
+func (p *lossyProxy) addr() string { return p.ln.Addr().String() }
+
+// cut closes every connection so far, both sides.
+func (p *lossyProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
 }

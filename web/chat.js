@@ -156,7 +156,7 @@ function handle(ev) {
     case "leave":
       session.online.delete(ev.conn);
       people.show(session.online, session.you?.conn);
-      if (!session.mine.has(ev.conn)) messages.notice(`${ev.name} left`);
+      if (session.mine.get(ev.conn) !== ev.name) messages.notice(`${ev.name} left`); // not our own last connection
       break;
     case "error":
       if (ev.code !== "read-only") messages.notice(ev.message, "error");
@@ -177,7 +177,8 @@ function welcome(ev) {
   if (ev.recovered !== true) session.lastSeq = 0; // the history numbers from where it starts
   Object.assign(session, { welcomed: true, epoch: ev.epoch, you: ev.you, role: ev.role, maxSize: ev.max_message_size });
   session.mine.set(ev.you.conn, ev.you.name);
-  for (const m of ev.history) message(m, false);
+  // What a catch-up brings was missed: it counts as unread like live messages.
+  for (const m of ev.history) message(m, resumed);
   settlePending(ev.recovered === true);
   session.online = new Map(ev.online.map((u) => [u.conn, u.name]));
   people.show(session.online, ev.you.conn);
@@ -198,14 +199,16 @@ function isMine(m) {
   return session.mine.get(m.conn) === m.from || (!!session.you && !m.from.startsWith("guest-") && m.from === session.you.name);
 }
 
-function message(m, live) {
+// message shows a message event once; new ones count as unread while the
+// tab is hidden.
+function message(m, isNew) {
   if (session.shown.has(m.id)) return;
   session.shown.add(m.id);
   session.lastSeq = Math.max(session.lastSeq, m.seq);
   if (confirm(m)) return;
   const own = isMine(m);
   messages.message(m, own);
-  if (live && !own && document.hidden) {
+  if (isNew && !own && document.hidden) {
     session.unread++;
     showTitle();
   }
