@@ -35,6 +35,8 @@ var chromiumFlags = []string{
 	"disable-component-update", "disable-sync", "disable-quic", "disable-extensions",
 	"disable-default-apps", "disable-dev-shm-usage", "mute-audio", "disable-features=Translate,MediaRouter,OptimizationHints",
 	"password-store=basic", "use-mock-keychain",
+	// The tests' https servers have self-signed certificates.
+	"ignore-certificate-errors",
 }
 
 // chromiumPath is Debian's Chromium, or another Chromium or Chrome on PATH.

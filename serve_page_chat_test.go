@@ -128,3 +128,27 @@ func TestPageRawClient(t *testing.T) {
 	}
 	page.noProblems()
 }
+
+// TestPageTLS: served over https, the page connects with wss:.
+func TestPageTLS(t *testing.T) {
+	srv := newTestServer(t, "serve", "--tls-self-signed")
+	if !strings.HasPrefix(srv.url, "wss://") {
+		t.Fatalf("server URL %s", srv.url)
+	}
+	b := newBrowser(t)
+	page := b.open("page", pageURL(srv, "secure", "name=erin"))
+	page.waitConnected()
+	d := websocket.Dialer{TLSClientConfig: pinnedTLS(t, srv)}
+	raw, _, err := d.Dial(srv.url+"secure", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	page.typeAndSend("over wss")
+	if _, got := readMsg(t, raw); string(got) != "over wss" {
+		t.Errorf("the raw client got %q", got)
+	}
+	if u := eval[string](page, `location.protocol`); u != "https:" {
+		t.Errorf("the page is on %s", u)
+	}
+}
