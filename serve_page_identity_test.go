@@ -51,7 +51,8 @@ func TestPageName(t *testing.T) {
 	}
 }
 
-// TestPageReadOnly: a read-only user sees that they are, and cannot type.
+// TestPageReadOnly: a read-only user sees that they are, and cannot type;
+// a wrong token is shown as refused, not as a server out of reach.
 func TestPageReadOnly(t *testing.T) {
 	users := filepath.Join(t.TempDir(), "users.txt")
 	os.WriteFile(users, []byte("reader:r-token:ro\nwriter:w-token:rw\n"), 0o600)
@@ -76,4 +77,8 @@ func TestPageReadOnly(t *testing.T) {
 	}
 	reader.noProblems()
 	writer.noProblems()
+
+	// A wrong token: the page says the server refused it, and keeps trying.
+	wrong := b.open("wrong", pageURL(srv, "news", "token=nope"))
+	wrong.waitFor("the refusal", `/^The server refused the connection .*: reconnecting in \d+ s…$/.test(document.getElementById("banner-text").textContent)`)
 }
