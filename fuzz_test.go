@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net"
+	"net/url"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -258,6 +259,44 @@ func FuzzStoredLine(f *testing.F) {
 		m, err := parseStoredLine(line)
 		if err == nil && (m.room == "" || m.seq == 0 || (m.op != websocket.TextMessage && m.op != websocket.BinaryMessage)) {
 			t.Fatalf("loaded %q as room %q seq %d op %d", line, m.room, m.seq, m.op)
+		}
+	})
+}
+
+// FuzzFileAnnouncement: any text of a JSON client is a message, a good
+// announcement within the limits, or a refused one; never a panic.
+func FuzzFileAnnouncement(f *testing.F) {
+	f.Add([]byte(`{"event":"file","name":"cat.png","mime":"image/png"}`))
+	f.Add([]byte(`{"event":"file","name":"a\u202eb","mime":"x"}`))
+	f.Add([]byte(`hello`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		meta, ok, err := parseFileAnnouncement(data)
+		if !ok && (err != nil || meta != fileMeta{}) {
+			t.Fatalf("%q: not an announcement, yet %+v %v", data, meta, err)
+		}
+		if ok && err == nil && (len(meta.name) > maxFileName || !printable(meta.name) || (meta.mime != "" && !validMime(meta.mime))) {
+			t.Fatalf("%q: accepted %+v", data, meta)
+		}
+	})
+}
+
+// FuzzResume: any query is no resume point, a whole number and an epoch,
+// or a 400.
+func FuzzResume(f *testing.F) {
+	f.Add("since=7&epoch=m1x2-ab12cd34")
+	f.Add("since=-1&epoch=e")
+	f.Add("epoch=e")
+	f.Fuzz(func(t *testing.T, query string) {
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return
+		}
+		p, herr := parseResume(q)
+		if herr != nil && (p != nil || herr.status != 400) {
+			t.Fatalf("%q: %+v and %+v", query, p, herr)
+		}
+		if p != nil && !validEpoch.MatchString(p.epoch) {
+			t.Fatalf("%q: epoch %q accepted", query, p.epoch)
 		}
 	})
 }

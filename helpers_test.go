@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -51,6 +52,7 @@ func TestMain(m *testing.M) {
 		panic("go build: " + err.Error())
 	}
 	code := m.Run()
+	stopChromium()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -85,14 +87,19 @@ type testServer struct {
 }
 
 // newTestServer runs "wsx ARGS... --addr 127.0.0.1:0" in-process and waits
-// for its start line. The server is stopped when the test ends.
+// for its start line; ARGS may name another --addr, such as the address of
+// a server the test stopped, to restart it. The server is stopped when the
+// test ends.
 func newTestServer(t testing.TB, args ...string) *testServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	stderr := new(syncBuffer)
 	done := make(chan int, 1)
-	argv := append(append([]string{"wsx"}, args...), "--addr", "127.0.0.1:0")
+	argv := append([]string{"wsx"}, args...)
+	if !slices.Contains(args, "--addr") {
+		argv = append(argv, "--addr", "127.0.0.1:0")
+	}
 	go func() {
 		code := run(ctx, argv, strings.NewReader(""), pw, stderr)
 		pw.Close()

@@ -52,6 +52,9 @@ type hubConfig struct {
 	notices      bool    // raw clients get text notices of joins and leaves
 	welcome      string  // --welcome: sent to each new member
 	rate         float64 // --rate: messages per second per member; 0 = unlimited
+	// maxMessageSize is --max-message-size, told to JSON clients in the
+	// welcome so that a page can refuse a larger file before sending it.
+	maxMessageSize int64
 
 	// flushInterval is the least time between two fan-outs of a shard,
 	// so at most one socket write per client per interval: at high rates
@@ -70,6 +73,7 @@ type hub struct {
 	ids    atomic.Uint64 // message ids, unique in this process
 	ord    atomic.Uint64 // order of the last event delivered, across rooms
 	idBase string        // makes ids unique across restarts
+	epoch  string        // the numbering of rooms new in this process
 
 	mu    sync.Mutex
 	rooms map[string]*room
@@ -78,7 +82,7 @@ type hub struct {
 // newHub returns a hub with n shards and the history loaded from the store.
 func newHub(cfg hubConfig, log *slog.Logger, st *store, loaded []*chatMessage, n int) *hub {
 	h := &hub{cfg: cfg, log: log, store: st, rooms: make(map[string]*room),
-		idBase: strconv.FormatInt(time.Now().UnixMilli(), 36) + "-"}
+		idBase: strconv.FormatInt(time.Now().UnixMilli(), 36) + "-", epoch: newEpoch()}
 	h.broker = localBroker{h}
 	for range max(n, 1) {
 		h.shards = append(h.shards, &shard{h: h, wake: make(chan struct{}, 1), members: make(map[string][]*member), roomIndex: make(map[string]int)})
@@ -86,6 +90,7 @@ func newHub(cfg hubConfig, log *slog.Logger, st *store, loaded []*chatMessage, n
 	for _, m := range loaded {
 		r := h.room(m.room)
 		r.seq = max(r.seq, m.seq)
+		r.epoch = m.epoch // a stored room keeps its numbering: the last line's
 		r.remember(m, cfg.history, cfg.historyBytes)
 	}
 	return h
@@ -107,7 +112,7 @@ func (h *hub) room(name string) *room {
 	defer h.mu.Unlock()
 	r, ok := h.rooms[name]
 	if !ok {
-		r = &room{name: name, members: make(map[*member]struct{})}
+		r = &room{name: name, epoch: h.epoch, members: make(map[*member]struct{})}
 		h.rooms[name] = r
 	}
 	return r
@@ -177,6 +182,7 @@ func (h *hub) deliver(m *chatMessage) {
 		if m.id == "" {
 			m.id = h.idBase + strconv.FormatUint(h.ids.Add(1), 10)
 		}
+		m.epoch = r.epoch
 		if h.store != nil {
 			if err := h.store.append(m); err != nil {
 				// Relayed means stored: a message that cannot be stored is
@@ -194,12 +200,14 @@ func (h *hub) deliver(m *chatMessage) {
 }
 
 // join adds a client to its room: the client gets the welcome and the
-// history, then every message after them, none twice and none missed.
+// history (or, resuming, the messages it missed), then every message after
+// them, none twice and none missed.
 func (h *hub) join(c *member) {
 	r := h.lockRoom(c.room)
 	c.joinOrd = h.ord.Load() // every event of the room so far is ≤ this
 	r.members[c] = struct{}{}
-	c.welcome(r.history, r.online())
+	msgs, recovered := r.catchUp(c.resume)
+	c.welcome(msgs, r.online(), r.epoch, recovered)
 	r.count.Add(1)
 	c.shard = h.shards[h.next.Add(1)%uint32(len(h.shards))]
 	c.shard.add(c)

@@ -32,7 +32,9 @@ type member struct {
 	json bool   // speaks chatProtocol
 
 	shard   *shard
-	joinOrd uint64 // the room's order when the client joined
+	joinOrd uint64       // the room's order when the client joined
+	resume  *resumePoint // ?since= and ?epoch=; nil on a first join
+	file    *fileMeta    // announced for the next binary message; nil if none
 
 	limiter *rate.Limiter // nil without --rate
 	dropped int           // messages dropped in a row by the limiter
@@ -51,14 +53,18 @@ func (c *member) open(conn *wsConn) {
 	c.hub.join(c)
 }
 
-// welcome queues the welcome and the room's history. It is called by the
-// hub with the room locked, so nothing can come between them and the live
-// messages. These frames are not held to --send-queue: they are what the
-// client asked for by joining.
-func (c *member) welcome(history []*chatMessage, online []onlineUser) {
+// welcome queues the welcome and the room's history, or the messages a
+// resuming client missed. It is called by the hub with the room locked, so
+// nothing can come between them and the live messages. These frames are not
+// held to --send-queue: they are what the client asked for by joining.
+func (c *member) welcome(history []*chatMessage, online []onlineUser, epoch string, recovered bool) {
 	if c.json {
 		e := welcomeEvent{Event: "welcome", You: onlineUser{Conn: c.conn.id, Name: c.name}, Role: c.role,
-			Room: c.room, Online: online, History: make([]messageEvent, len(history)), Welcome: c.hub.cfg.welcome}
+			Room: c.room, Epoch: epoch, MaxMessageSize: c.hub.cfg.maxMessageSize,
+			Online: online, History: make([]messageEvent, len(history)), Welcome: c.hub.cfg.welcome}
+		if c.resume != nil {
+			e.Recovered = &recovered
+		}
 		for i, m := range history {
 			e.History[i] = m.wire()
 		}
@@ -75,6 +81,15 @@ func (c *member) welcome(history []*chatMessage, online []onlineUser) {
 }
 
 func (c *member) message(conn *wsConn, op int, data []byte) {
+	if c.json && op == websocket.TextMessage {
+		if meta, ok, err := parseFileAnnouncement(data); ok {
+			c.announce(meta, err)
+			return
+		}
+	}
+	// An announcement holds for the very next message only.
+	file := c.file
+	c.file = nil
 	if c.limiter != nil && !c.limiter.Allow() {
 		c.dropped++
 		if c.dropped == 1 {
@@ -111,8 +126,12 @@ func (c *member) message(conn *wsConn, op int, data []byte) {
 		conn.log().Debug(fmt.Sprintf("Connection %d sending message %s to %d other connection%s", conn.id, preview(op, data), others, plural(others)),
 			"event", evMessage, "type", opName(op), "length", len(data))
 	}
-	c.hub.publish(&chatMessage{kind: kindMessage, room: c.room, from: c.name, fromConn: conn.id, sender: c,
-		time: time.Now(), op: op, data: bytes.Clone(data)})
+	m := &chatMessage{kind: kindMessage, room: c.room, from: c.name, fromConn: conn.id, sender: c,
+		time: time.Now(), op: op, data: bytes.Clone(data)}
+	if file != nil && op == websocket.BinaryMessage {
+		m.name, m.mime = file.name, file.mime
+	}
+	c.hub.publish(m)
 }
 
 // frameIndex says which of a message's frames c receives: raw or JSON,

@@ -29,6 +29,10 @@ type chatMessage struct {
 	time     time.Time // when the server received it
 	op       int       // websocket.TextMessage or BinaryMessage
 	data     []byte
+	epoch    string // the room's numbering that seq belongs to (messages only)
+	// name and mime describe a file a JSON client announced before sending
+	// it as this binary message; empty if none.
+	name, mime string
 
 	frames [4]lazyFrame // indexed by client.frameIndex
 }
@@ -79,7 +83,8 @@ func (m *chatMessage) eventJSON() []byte {
 
 // wire is m as a message event, also the line format of --store.
 func (m *chatMessage) wire() messageEvent {
-	e := messageEvent{Event: "message", ID: m.id, Seq: m.seq, Room: m.room, From: m.from, Conn: m.fromConn, Time: m.time, Type: "text", Data: string(m.data)}
+	e := messageEvent{Event: "message", ID: m.id, Seq: m.seq, Room: m.room, From: m.from, Conn: m.fromConn, Time: m.time,
+		Type: "text", Data: string(m.data), Name: m.name, Mime: m.mime}
 	if m.op == websocket.BinaryMessage {
 		e.Type, e.Data = "binary", base64.StdEncoding.EncodeToString(m.data)
 	}
@@ -88,7 +93,7 @@ func (m *chatMessage) wire() messageEvent {
 
 // messageFromWire turns a stored message event back into a message.
 func messageFromWire(e messageEvent) (*chatMessage, error) {
-	m := &chatMessage{kind: kindMessage, id: e.ID, seq: e.Seq, room: e.Room, from: e.From, fromConn: e.Conn, time: e.Time}
+	m := &chatMessage{kind: kindMessage, id: e.ID, seq: e.Seq, room: e.Room, from: e.From, fromConn: e.Conn, time: e.Time, name: e.Name, mime: e.Mime}
 	switch e.Type {
 	case "text":
 		m.op, m.data = websocket.TextMessage, []byte(e.Data)
@@ -116,8 +121,10 @@ type messageEvent struct {
 	From  string    `json:"from"`
 	Conn  uint64    `json:"conn"` // sender's connection id; 0 for the server
 	Time  time.Time `json:"time"`
-	Type  string    `json:"type"` // "text" or "binary"
-	Data  string    `json:"data"` // the text, or base64 of the binary
+	Type  string    `json:"type"`           // "text" or "binary"
+	Data  string    `json:"data"`           // the text, or base64 of the binary
+	Name  string    `json:"name,omitempty"` // a file's name, as its sender announced it
+	Mime  string    `json:"mime,omitempty"` // a file's type/subtype, as its sender announced it
 }
 
 // noticeEvent is the JSON of a join or leave.
@@ -131,13 +138,16 @@ type noticeEvent struct {
 
 // welcomeEvent is the first event a JSON client receives.
 type welcomeEvent struct {
-	Event   string         `json:"event"` // "welcome"
-	You     onlineUser     `json:"you"`
-	Role    string         `json:"role"` // "rw" or "ro"
-	Room    string         `json:"room"`
-	Online  []onlineUser   `json:"online"`
-	History []messageEvent `json:"history"`
-	Welcome string         `json:"welcome,omitempty"` // --welcome
+	Event          string         `json:"event"` // "welcome"
+	You            onlineUser     `json:"you"`
+	Role           string         `json:"role"` // "rw" or "ro"
+	Room           string         `json:"room"`
+	Epoch          string         `json:"epoch"`               // names the room's numbering (seq)
+	Recovered      *bool          `json:"recovered,omitempty"` // with ?since=: whether history is exactly the messages missed
+	MaxMessageSize int64          `json:"max_message_size"`    // --max-message-size in bytes
+	Online         []onlineUser   `json:"online"`
+	History        []messageEvent `json:"history"`
+	Welcome        string         `json:"welcome,omitempty"` // --welcome
 }
 
 // onlineUser is one member of a room.
@@ -149,6 +159,6 @@ type onlineUser struct {
 // errorEvent tells a JSON client that something it sent was refused.
 type errorEvent struct {
 	Event   string `json:"event"` // "error"
-	Code    string `json:"code"`  // "read-only" or "rate-limited"
+	Code    string `json:"code"`  // "read-only", "rate-limited" or "bad-request"
 	Message string `json:"message"`
 }

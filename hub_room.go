@@ -1,8 +1,12 @@
 package main
 
 import (
+	"crypto/rand"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // room is one room's order, history and membership.
@@ -13,7 +17,10 @@ type room struct {
 	mu        sync.Mutex
 	forgotten bool   // dropped from the hub; lockRoom looks again
 	seq       uint64 // number of the last message
-	history   []*chatMessage
+	// epoch names the numbering seq belongs to: it changes when the
+	// room's messages are lost and seq starts again from 1.
+	epoch   string
+	history []*chatMessage
 	// historyBytes is the data size of the history.
 	historyBytes int
 	members      map[*member]struct{}
@@ -49,4 +56,41 @@ func (r *room) online() []onlineUser {
 		list = append(list, onlineUser{Conn: c.conn.id, Name: c.name})
 	}
 	return list
+}
+
+// newEpoch names the numbering of the rooms a process starts: its start
+// time in base 36 and 40 random bits, so two processes never share one.
+func newEpoch() string {
+	return strconv.FormatInt(time.Now().UnixMilli(), 36) + "-" + strings.ToLower(rand.Text()[:8])
+}
+
+// resumePoint is where a reconnecting client left a room: the last seq it
+// saw, in the numbering named by epoch (?since= and ?epoch=).
+type resumePoint struct {
+	since uint64
+	epoch string
+}
+
+// catchUp returns what a joiner gets of the history. Without a resume
+// point, all of it. With one, if the history still holds every message
+// after since in the same numbering, exactly those messages and recovered
+// true; otherwise all of it and recovered false. A since past the room's
+// seq cannot be of this numbering (a store restored from an older copy
+// numbers new messages again from there), so it does not recover either.
+// The caller holds r.mu.
+func (r *room) catchUp(p *resumePoint) (msgs []*chatMessage, recovered bool) {
+	if p == nil || p.epoch != r.epoch || p.since > r.seq {
+		return r.history, false
+	}
+	want := r.seq - p.since
+	if want > uint64(len(r.history)) {
+		return r.history, false
+	}
+	tail := r.history[len(r.history)-int(want):]
+	// Messages are numbered without gaps, but a store line that did not
+	// load leaves one: the tail must run from since+1 to seq.
+	if want > 0 && (tail[0].seq != p.since+1 || tail[len(tail)-1].seq != r.seq) {
+		return r.history, false
+	}
+	return tail, true
 }

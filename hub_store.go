@@ -3,16 +3,19 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 )
 
 // store appends every relayed message to a file of JSON lines (the
-// messageEvent format) and loads them back at start.
+// messageEvent format, with the room's epoch) and loads them back at start.
 //
 // Each message is written with its own write(2) before it is broadcast: once
 // any client can have received it, it is in the kernel's page cache and
@@ -25,7 +28,8 @@ type store struct {
 
 // openStore opens or creates (mode 0600) the store file and returns the
 // messages already in it, in file order. A line that does not parse — torn
-// by a crash mid-write, or edited — is skipped with a warning naming it.
+// by a crash mid-write, or edited — is skipped with a warning naming it. A
+// line written before lines carried an epoch gets legacyEpoch(path).
 func openStore(path string, log *slog.Logger) (*store, []*chatMessage, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
@@ -35,6 +39,11 @@ func openStore(path string, log *slog.Logger) (*store, []*chatMessage, error) {
 	if err != nil {
 		f.Close()
 		return nil, nil, fmt.Errorf("--%s: read %s: %w", flagStore, path, err)
+	}
+	for _, m := range msgs {
+		if m.epoch == "" {
+			m.epoch = legacyEpoch(path)
+		}
 	}
 	if !endsWithNewline {
 		// A torn last line: start the next one on a line of its own.
@@ -71,20 +80,44 @@ func loadStore(r io.Reader, path string, log *slog.Logger) (msgs []*chatMessage,
 	}
 }
 
+// storedLine is one line of the store: a message event and the epoch of
+// its room's numbering.
+type storedLine struct {
+	messageEvent
+	Epoch string `json:"epoch,omitempty"` // empty in lines of older versions
+}
+
 // parseStoredLine parses one store line.
 func parseStoredLine(line []byte) (*chatMessage, error) {
-	var e messageEvent
+	var e storedLine
 	if err := json.Unmarshal(line, &e); err != nil {
 		return nil, err
 	}
-	return messageFromWire(e)
+	m, err := messageFromWire(e.messageEvent)
+	if err != nil {
+		return nil, err
+	}
+	m.epoch = e.Epoch
+	return m, nil
+}
+
+// legacyEpoch is the epoch of store lines written before lines carried
+// one: the same for every start with the same file, as their numbering
+// goes on, and derived from the file's absolute path, so that another
+// store's rooms do not seem to share it.
+func legacyEpoch(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	sum := sha256.Sum256([]byte(path))
+	return "file-" + hex.EncodeToString(sum[:6])
 }
 
 // append writes m as one line with a single write.
 func (s *store) append(m *chatMessage) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, err := json.Marshal(m.wire())
+	b, err := json.Marshal(storedLine{m.wire(), m.epoch})
 	if err != nil {
 		return err
 	}

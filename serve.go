@@ -90,12 +90,13 @@ func readServeConfig(c *cli.Context) (serveConfig, error) {
 	cfg := serveConfig{
 		server: server,
 		hub: hubConfig{
-			history:       c.Int(flagHistory),
-			includeSelf:   c.Bool(flagIncludeSelf),
-			notices:       c.Bool(flagNotices),
-			flushInterval: c.Duration(flagFlush),
-			welcome:       c.String(flagWelcome),
-			rate:          c.Float64(flagRate),
+			history:        c.Int(flagHistory),
+			includeSelf:    c.Bool(flagIncludeSelf),
+			notices:        c.Bool(flagNotices),
+			flushInterval:  c.Duration(flagFlush),
+			welcome:        c.String(flagWelcome),
+			rate:           c.Float64(flagRate),
+			maxMessageSize: server.maxMessageSize,
 		},
 		stdin:     c.Bool(flagStdin),
 		stdinRoom: c.String(flagStdinRoom),
@@ -118,7 +119,7 @@ func readServeConfig(c *cli.Context) (serveConfig, error) {
 		return cfg, usagef("invalid value for flag --%s: must not be negative", flagFlush)
 	case cfg.hub.rate < 0:
 		return cfg, usagef("invalid value for flag --%s: must not be negative", flagRate)
-	case !validRoom(cfg.stdinRoom):
+	case !validRoom(cfg.stdinRoom) || reservedRoom(cfg.stdinRoom):
 		return cfg, usagef("invalid value %q for flag --%s", cfg.stdinRoom, flagStdinRoom)
 	}
 	if path := c.String(flagUsers); path != "" {

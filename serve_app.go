@@ -30,7 +30,7 @@ func (a *chatApp) routes(ws http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.Handle("GET /api/", http.NotFoundHandler()) // the publish API's place
-	mux.HandleFunc("GET /", servePage)
+	handlePage(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if websocket.IsWebSocketUpgrade(r) {
 			ws.ServeHTTP(w, r)
@@ -78,6 +78,13 @@ func (a *chatApp) admit(r *http.Request) (session, *httpError) {
 	if !validRoom(room) {
 		return nil, &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("invalid room %q", room)}
 	}
+	if reservedRoom(room) {
+		return nil, &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("invalid room %q: names starting with %s are reserved for the chat page's files", room, assetPrefix)}
+	}
+	resume, herr := parseResume(r.URL.Query())
+	if herr != nil {
+		return nil, herr
+	}
 	u, herr := a.cfg.auth.authenticate(r, room)
 	if herr != nil {
 		return nil, herr
@@ -91,7 +98,7 @@ func (a *chatApp) admit(r *http.Request) (session, *httpError) {
 			return nil, herr
 		}
 	}
-	c := &member{hub: a.hub, room: room, name: name, role: u.role}
+	c := &member{hub: a.hub, room: room, name: name, role: u.role, resume: resume}
 	if a.cfg.hub.rate > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(a.cfg.hub.rate), max(1, int(a.cfg.hub.rate)))
 	}
