@@ -211,7 +211,7 @@ func TestServeEpochAcrossRestarts(t *testing.T) {
 	srv.stop()
 
 	srv = newTestServer(t, "serve", "--store", path, "--shutdown-timeout", "100ms")
-	sender = dialTest(t, srv.url+"r", nil)
+	dialTest(t, srv.url+"r", nil) // a member, so the room is live
 	_, again := jsonClient(t, srv.url+"r?since=1&epoch="+w.Epoch, nil)
 	if again.Epoch != w.Epoch || again.Recovered == nil || !*again.Recovered || len(again.History) != 1 || again.History[0].Data != "m2" {
 		t.Errorf("after a restart with --store: epoch %q (was %q), recovered %v, history %+v; want the same epoch and m2", again.Epoch, w.Epoch, again.Recovered, again.History)

@@ -73,7 +73,7 @@ func TestPageReconnect(t *testing.T) {
 	// wait for the countdown.
 	srv.stop()
 	bob.waitFor("the retry button", `!document.getElementById("banner").hidden`)
-	srv = newTestServer(t, "serve", "--shutdown-timeout", "200ms", "--addr", addr)
+	newTestServer(t, "serve", "--shutdown-timeout", "200ms", "--addr", addr)
 	bob.do("retry now", chromedp.Click(chromedp.ID("retry")))
 	bob.waitConnected()
 	for _, tb := range []*tab{alice, bob} {
