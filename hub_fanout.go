@@ -213,13 +213,14 @@ func joinFrames(c *member, msgs []*chatMessage) []byte {
 }
 
 // wants reports whether m goes to c: not what c saw in its history, and
-// not its own messages unless --include-self, nor its own join or leave.
+// not its own messages unless --include-self, nor its own join or leave,
+// nor a message that excluded it.
 func (h *hub) wants(c *member, m *chatMessage) bool {
 	if m.ord <= c.joinOrd {
 		return false
 	}
 	if m.sender == c {
-		return m.kind == kindMessage && h.cfg.includeSelf
+		return m.kind == kindMessage && h.cfg.includeSelf && m.exclude == 0
 	}
 	return true
 }
