@@ -29,7 +29,7 @@ import (
 //	hub.mu         the map of rooms; held only to look up, add or drop one
 //	hub.connMu     the local members by connection id: a leaf
 //	store.mu       the --store file, appended to under room.mu (hub_store.go)
-//	shard.memMu    a shard's members, by room (hub_fanout.go)
+//	shard.memMu    a shard's members, by room, and their counts of messages out (hub_fanout.go)
 //	shard.inMu     a shard's inbox
 //	wsConn.mu      a connection's write queue (wsconn.go): a leaf
 //
@@ -71,6 +71,7 @@ type hub struct {
 	ids    atomic.Uint64 // message ids, unique in this process
 	ord    atomic.Uint64 // order of the last event delivered, across rooms
 	idBase string        // makes ids unique across restarts
+	stats  hubStats
 
 	mu    sync.Mutex
 	rooms map[string]*room

@@ -199,6 +199,15 @@ func (c *wsConn) ourCloseCode() int {
 	return c.closeCode
 }
 
+// queueState returns the bytes queued and not yet taken by a writer, and
+// whether the connection is closing: a close frame is queued or sent, or
+// the socket is closed.
+func (c *wsConn) queueState() (queued int, closing bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending), c.closeSent || c.closed
+}
+
 // onPing answers a ping with a pong carrying the same data, queued behind
 // whatever is being written.
 func (c *wsConn) onPing(data []byte) {
