@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -32,8 +33,10 @@ func serveCommand() *cli.Command {
 type, to every other client of its room: the URL path (/ is the lobby,
 /team-a is room team-a). Clients that ask for the subprotocol wsx.chat.v1
 receive JSON events instead (see README). A plain GET serves the chat page;
-GET /healthz answers JSON.`,
-		Flags: append(append(wsServerFlags(), globalFlags()...),
+GET /healthz answers JSON. With --api-token, a backend publishes to rooms
+and manages connections over HTTP under /api/, and /metrics serves
+Prometheus metrics (see README: Push from your backend).`,
+		Flags: slices.Concat(wsServerFlags(), globalFlags(), []cli.Flag{
 			&cli.BoolFlag{Name: flagIncludeSelf, Usage: "relay a client's messages back to it too"},
 			&cli.BoolFlag{Name: flagNotices, Usage: "send raw clients text notices of joins and leaves"},
 			welcomeFlag(),
@@ -46,7 +49,7 @@ GET /healthz answers JSON.`,
 			&cli.StringFlag{Name: flagSendQueue, Value: defaultSendQueue, Usage: "bound on a client's queued outgoing bytes (`SIZE`); past it the client is closed 1008 as a slow consumer"},
 			&cli.DurationFlag{Name: flagFlush, Value: defaultFlushInterval, Usage: "write to each client at most once per `INTERVAL`; messages within it share the write (0 = write each at once)"},
 			&cli.Float64Flag{Name: flagRate, Usage: "most messages per second per client (`N`, with a burst of N); excess is dropped (0 = unlimited)"},
-		),
+		}, apiFlags()),
 		Action: func(c *cli.Context) error {
 			cfg, err := readServeConfig(c)
 			if err != nil {
@@ -69,6 +72,7 @@ type serveConfig struct {
 	stdinRoom string     // room of the stdin lines
 	auth      authConfig // who may connect, with which role
 	store     string     // JSON-lines file of all messages
+	api       apiConfig  // who may use /api/ and /metrics
 }
 
 // readServeConfig reads and validates the serve flags.
@@ -109,8 +113,11 @@ func readServeConfig(c *cli.Context) (serveConfig, error) {
 		return cfg, usagef("invalid value for flag --%s: must not be negative", flagFlush)
 	case cfg.hub.rate < 0:
 		return cfg, usagef("invalid value for flag --%s: must not be negative", flagRate)
-	case !validRoom(cfg.stdinRoom):
+	case !validRoom(cfg.stdinRoom) || reservedRoom(cfg.stdinRoom):
 		return cfg, usagef("invalid value %q for flag --%s", cfg.stdinRoom, flagStdinRoom)
+	}
+	if cfg.api, err = readAPIConfig(c); err != nil {
+		return cfg, err
 	}
 	if path := c.String(flagUsers); path != "" {
 		if cfg.auth.users, err = loadUsers(path); err != nil {
@@ -138,7 +145,8 @@ func runServe(ctx context.Context, cfg serveConfig, o logOptions, stdin io.Reade
 	go func() { defer close(hubDone); h.run(hubCtx) }()
 	defer func() { stopHub(); <-hubDone }() // before the store closes
 
-	a := &chatApp{cfg: &cfg, hub: h}
+	a := &chatApp{cfg: &cfg, hub: h, metrics: newServeMetrics(h)}
+	a.api = newAPI(cfg.api, h, log, cfg.server.maxMessageSize, a.metrics)
 	ws := newWSServer(cfg.server, a, log, "wsx serve")
 	ws.pollIdle = true
 	a.ws = ws

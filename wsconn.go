@@ -54,6 +54,8 @@ var errClosed = errors.New("connection closed")
 //	fan-out shards               enqueue + flushAsync, writeShared
 //	keepalive goroutine          enqueue(ping) + flushAsync, closeWith(1001, 0)
 //	shutdown                     closeWith(1001), abort
+//	serve's HTTP API handlers    enqueue + flushAsync (a push), closeWith
+//	                             (1000, 3000-4999), queueState
 //	timers (time.AfterFunc)      abort
 //	the writer of the moment     startWrite, nextWrite, claimWrite,
 //	                             releaseWrite, writeFailed (wsconn_write.go)
