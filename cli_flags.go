@@ -57,6 +57,9 @@ const (
 	flagSendQueue   = "send-queue"
 	flagRate        = "rate"
 	flagFlush       = "flush-interval"
+	flagAPIToken    = "api-token"
+	flagAPIOpen     = "api-open"
+	flagMetricsOpen = "metrics-open"
 )
 
 // Names of the dial flags. --ping-interval is flagPingInterval, as for the

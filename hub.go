@@ -27,8 +27,9 @@ import (
 //
 //	room.mu        a room's order, history and members (hub_room.go)
 //	hub.mu         the map of rooms; held only to look up, add or drop one
+//	hub.connMu     the local members by connection id: a leaf
 //	store.mu       the --store file, appended to under room.mu (hub_store.go)
-//	shard.memMu    a shard's members, by room (hub_fanout.go)
+//	shard.memMu    a shard's members, by room, and their counts of messages out (hub_fanout.go)
 //	shard.inMu     a shard's inbox
 //	wsConn.mu      a connection's write queue (wsconn.go): a leaf
 //
@@ -74,14 +75,20 @@ type hub struct {
 	ord    atomic.Uint64 // order of the last event delivered, across rooms
 	idBase string        // makes ids unique across restarts
 	epoch  string        // the numbering of rooms new in this process
+	stats  hubStats
 
 	mu    sync.Mutex
 	rooms map[string]*room
+
+	// connMu guards conns, the local members by connection id, for the
+	// API and for resolving a publish's ?exclude=.
+	connMu sync.Mutex
+	conns  map[uint64]*member
 }
 
 // newHub returns a hub with n shards and the history loaded from the store.
 func newHub(cfg hubConfig, log *slog.Logger, st *store, loaded []*chatMessage, n int) *hub {
-	h := &hub{cfg: cfg, log: log, store: st, rooms: make(map[string]*room),
+	h := &hub{cfg: cfg, log: log, store: st, rooms: make(map[string]*room), conns: make(map[uint64]*member),
 		idBase: strconv.FormatInt(time.Now().UnixMilli(), 36) + "-", epoch: newEpoch()}
 	h.broker = localBroker{h}
 	for range max(n, 1) {
@@ -160,27 +167,32 @@ func (h *hub) activeRooms() int {
 	return n
 }
 
-// publish sends a message from a local client or --stdin to the broker.
-func (h *hub) publish(m *chatMessage) { h.broker.publish(m) }
+// publish sends a message from a local client, --stdin or the HTTP API to
+// the broker, and returns its place once it is in the room's order.
+func (h *hub) publish(m *chatMessage) (msgPlace, error) { return h.broker.publish(m) }
+
+// nextID returns a message id unique in this process and across restarts.
+func (h *hub) nextID() string { return h.idBase + strconv.FormatUint(h.ids.Add(1), 10) }
 
 // deliver is called by the broker for every message. It gives the message
 // its place in the room's order, stores it (before anyone can receive it,
 // so a relayed message is always in the store), and queues it on every
 // shard.
-func (h *hub) deliver(m *chatMessage) {
+func (h *hub) deliver(m *chatMessage) (msgPlace, error) {
 	r := h.lockRoom(m.room)
 	defer r.mu.Unlock()
 	defer h.forgetIfUnusedLocked(r)
 	// One order for all rooms, so that a room forgotten and made again
 	// cannot confuse a joiner with events still in a shard's inbox.
 	m.ord = h.ord.Add(1)
+	var place msgPlace
 	if m.kind == kindMessage {
 		if m.seq == 0 {
 			r.seq++
 			m.seq = r.seq
 		}
 		if m.id == "" {
-			m.id = h.idBase + strconv.FormatUint(h.ids.Add(1), 10)
+			m.id = h.nextID()
 		}
 		m.epoch = r.epoch
 		if h.store != nil {
@@ -189,14 +201,50 @@ func (h *hub) deliver(m *chatMessage) {
 				// not relayed.
 				h.log.Error("An error has occurred: --store: "+err.Error()+"; message dropped", "event", evError)
 				r.seq--
-				return
+				return msgPlace{}, errNotStored
 			}
 		}
 		r.remember(m, h.cfg.history, h.cfg.historyBytes)
+		place = msgPlace{id: m.id, seq: m.seq, epoch: m.epoch, receivers: h.receiversLocked(r, m)}
 	}
 	for _, s := range h.shards {
 		s.push(m)
 	}
+	return place, nil
+}
+
+// receiversLocked counts the members of r that m goes to, first resolving
+// the connection a publish excluded to the local member it skips. The
+// caller holds r.mu.
+func (h *hub) receiversLocked(r *room, m *chatMessage) int {
+	if m.exclude != 0 && m.sender == nil {
+		if c := h.member(m.exclude); c != nil && c.room == r.name {
+			m.sender = c
+		}
+	}
+	n := len(r.members)
+	if _, in := r.members[m.sender]; in && (m.exclude != 0 || !h.cfg.includeSelf) {
+		n--
+	}
+	return n
+}
+
+// member returns the local member on connection id, or nil.
+func (h *hub) member(id uint64) *member {
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	return h.conns[id]
+}
+
+// localMembers returns every member of this process, in no order.
+func (h *hub) localMembers() []*member {
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	list := make([]*member, 0, len(h.conns))
+	for _, c := range h.conns {
+		list = append(list, c)
+	}
+	return list
 }
 
 // join adds a client to its room: the client gets the welcome and the
@@ -211,12 +259,18 @@ func (h *hub) join(c *member) {
 	r.count.Add(1)
 	c.shard = h.shards[h.next.Add(1)%uint32(len(h.shards))]
 	c.shard.add(c)
+	h.connMu.Lock()
+	h.conns[c.conn.id] = c
+	h.connMu.Unlock()
 	r.mu.Unlock()
 	h.publish(&chatMessage{kind: kindJoin, room: c.room, from: c.name, fromConn: c.conn.id, sender: c, time: time.Now()})
 }
 
 // leave removes a client from its room.
 func (h *hub) leave(c *member) {
+	h.connMu.Lock()
+	delete(h.conns, c.conn.id)
+	h.connMu.Unlock()
 	r := h.lockRoom(c.room)
 	delete(r.members, c)
 	r.count.Add(-1)

@@ -30,6 +30,8 @@ type shard struct {
 	rooms     []roomBatch
 	roomIndex map[string]int // index in rooms by room name
 	writes    []sharedWrite
+
+	stats shardStats
 }
 
 // roomBatch is the messages of one room in a batch, in order.
@@ -57,7 +59,8 @@ func (s *shard) push(m *chatMessage) {
 }
 
 // add and remove change the shard's members; after remove returns, the
-// shard queues nothing more for the client.
+// shard queues nothing more for the client. memMu also guards the
+// members' counts of messages out.
 func (s *shard) add(c *member) {
 	s.memMu.Lock()
 	s.members[c.room] = append(s.members[c.room], c)
@@ -149,10 +152,13 @@ func (s *shard) groupByRoom(batch []*chatMessage) {
 
 // planRoom decides what each member of a room gets from msgs: the shared
 // buffer of its protocol, or, for the few that need their own sequence,
-// frames queued on them one by one. The caller holds memMu.
+// frames queued on them one by one. It counts what they get per member
+// and per batch, not per message. The caller holds memMu.
 func (s *shard) planRoom(msgs []*chatMessage, members []*member) {
 	var shared [4][]byte // by frameIndex, built on first use
+	var frames [4]uint64 // the number of frames in each shared buffer
 	var built [4]bool
+	var sharedTo, sentBytes uint64
 	firstOrd := msgs[0].ord
 	for _, c := range members {
 		if c.joinOrd >= firstOrd || sentOneOf(c, msgs) {
@@ -163,27 +169,60 @@ func (s *shard) planRoom(msgs []*chatMessage, members []*member) {
 		}
 		i := c.frameIndex()
 		if !built[i] {
-			shared[i], built[i] = joinFrames(c, msgs), true
+			shared[i], frames[i] = joinFrames(c, msgs)
+			built[i] = true
 		}
 		if len(shared[i]) > 0 {
 			s.writes = append(s.writes, sharedWrite{c: c, data: shared[i]})
+			c.out += frames[i]
+			sharedTo++
+			sentBytes += uint64(len(shared[i]))
 		}
 	}
+	if sharedTo > 0 {
+		var byType [2]uint64
+		for _, m := range msgs {
+			if m.kind == kindMessage {
+				byType[typeIndex(m.op)]++
+			}
+		}
+		s.count(byType, sharedTo, sentBytes)
+	}
+}
+
+// count adds to the shard's counters: n members got byType messages each,
+// in sentBytes bytes in all.
+func (s *shard) count(byType [2]uint64, n, sentBytes uint64) {
+	for i, k := range byType {
+		if k > 0 {
+			s.stats.delivered[i].Add(k * n)
+		}
+	}
+	s.stats.sentBytes.Add(sentBytes)
 }
 
 // queueEach queues on c the frames of msgs it wants, and reports whether
 // anything was queued.
 func (s *shard) queueEach(c *member, msgs []*chatMessage) bool {
-	queued := false
+	var byType [2]uint64
+	var sentBytes uint64
 	for _, m := range msgs {
 		if !s.h.wants(c, m) {
 			continue
 		}
 		if f := m.frameFor(c); f != nil && c.conn.enqueue(f) {
-			queued = true
+			c.out++
+			sentBytes += uint64(len(f))
+			if m.kind == kindMessage {
+				byType[typeIndex(m.op)]++
+			}
 		}
 	}
-	return queued
+	if sentBytes == 0 {
+		return false
+	}
+	s.count(byType, 1, sentBytes)
+	return true
 }
 
 // sentOneOf reports whether c sent one of msgs (or joined or left with it).
@@ -196,30 +235,35 @@ func sentOneOf(c *member, msgs []*chatMessage) bool {
 	return false
 }
 
-// joinFrames returns the frames of msgs for c's protocol back to back.
-func joinFrames(c *member, msgs []*chatMessage) []byte {
-	n := 0
+// joinFrames returns the frames of msgs for c's protocol back to back,
+// and how many there are.
+func joinFrames(c *member, msgs []*chatMessage) ([]byte, uint64) {
+	n, frames := 0, uint64(0)
 	for _, m := range msgs {
-		n += len(m.frameFor(c))
+		if f := m.frameFor(c); f != nil {
+			n += len(f)
+			frames++
+		}
 	}
 	if n == 0 {
-		return nil
+		return nil, 0
 	}
 	b := make([]byte, 0, n)
 	for _, m := range msgs {
 		b = append(b, m.frameFor(c)...)
 	}
-	return b
+	return b, frames
 }
 
 // wants reports whether m goes to c: not what c saw in its history, and
-// not its own messages unless --include-self, nor its own join or leave.
+// not its own messages unless --include-self, nor its own join or leave,
+// nor a message that excluded it.
 func (h *hub) wants(c *member, m *chatMessage) bool {
 	if m.ord <= c.joinOrd {
 		return false
 	}
 	if m.sender == c {
-		return m.kind == kindMessage && h.cfg.includeSelf
+		return m.kind == kindMessage && h.cfg.includeSelf && m.exclude == 0
 	}
 	return true
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -35,6 +36,11 @@ type member struct {
 	joinOrd uint64       // the room's order when the client joined
 	resume  *resumePoint // ?since= and ?epoch=; nil on a first join
 	file    *fileMeta    // announced for the next binary message; nil if none
+	out     uint64       // messages queued for it; guarded by shard.memMu
+
+	joined time.Time     // when it joined its room
+	in     atomic.Uint64 // messages received from it
+	cut    atomic.Int32  // why the server cut it: a cut reason + 1; 0 if it did not
 
 	limiter *rate.Limiter // nil without --rate
 	dropped int           // messages dropped in a row by the limiter
@@ -48,6 +54,9 @@ func (c *member) open(conn *wsConn) {
 	if c.name == "" {
 		c.name = "guest-" + strconv.FormatUint(conn.id, 10)
 	}
+	c.joined = time.Now()
+	c.hub.stats.opened[c.protocol()].Add(1)
+	c.hub.stats.open[c.protocol()].Add(1)
 	conn.log().Info(fmt.Sprintf("New connection! (%d) %s from %s room=%s", conn.id, c.name, conn.remote, c.room),
 		"event", evOpen, "name", c.name, "room", c.room, "role", c.role, "json", c.json)
 	c.hub.join(c)
@@ -69,18 +78,29 @@ func (c *member) welcome(history []*chatMessage, online []onlineUser, epoch stri
 			e.History[i] = m.wire()
 		}
 		b, _ := json.Marshal(e) // plain structs cannot fail
-		c.conn.push(encodeFrame(websocket.TextMessage, b, c.conn.deflate))
+		c.pushCounted(encodeFrame(websocket.TextMessage, b, c.conn.deflate))
 		return
 	}
 	if c.hub.cfg.welcome != "" {
-		c.conn.push(encodeFrame(websocket.TextMessage, []byte(c.hub.cfg.welcome), c.conn.deflate))
+		c.pushCounted(encodeFrame(websocket.TextMessage, []byte(c.hub.cfg.welcome), c.conn.deflate))
 	}
 	for _, m := range history {
-		c.conn.push(m.frameFor(c))
+		c.pushCounted(m.frameFor(c))
 	}
 }
 
+// pushCounted pushes a frame of the welcome and counts it. The member is
+// not in a shard yet, so its count of messages out is still its own.
+func (c *member) pushCounted(frame []byte) {
+	c.conn.push(frame)
+	c.out++
+	c.hub.stats.sentBytes.Add(uint64(len(frame)))
+}
+
 func (c *member) message(conn *wsConn, op int, data []byte) {
+	c.in.Add(1)
+	c.hub.stats.received[typeIndex(op)].Add(1)
+	c.hub.stats.receivedBytes.Add(uint64(len(data)))
 	if c.json && op == websocket.TextMessage {
 		if meta, ok, err := parseFileAnnouncement(data); ok {
 			c.announce(meta, err)
@@ -97,6 +117,7 @@ func (c *member) message(conn *wsConn, op int, data []byte) {
 		}
 		if float64(c.dropped) > floodFactor*max(c.hub.cfg.rate, 1) {
 			conn.log().Warn(fmt.Sprintf("Connection %d (%s) keeps flooding: closing it (1008)", conn.id, c.name), "event", evWarn)
+			c.cut.CompareAndSwap(0, cutRate+1)
 			conn.closeWith(websocket.ClosePolicyViolation, "rate limit exceeded", closeGrace)
 			return
 		}
@@ -114,6 +135,7 @@ func (c *member) message(conn *wsConn, op int, data []byte) {
 			c.sendError("read-only", "you have read-only access: your messages are not relayed")
 			return
 		}
+		c.cut.CompareAndSwap(0, cutReadOnly+1)
 		conn.closeWith(websocket.ClosePolicyViolation, "read-only", closeGrace)
 		return
 	}
@@ -134,6 +156,33 @@ func (c *member) message(conn *wsConn, op int, data []byte) {
 	c.hub.publish(m)
 }
 
+// push queues m for c alone and counts it; it reports false if c is
+// closing. m is framed for c's protocol only, so it is built here rather
+// than through frameFor's shared frames.
+func (c *member) push(m *chatMessage) bool {
+	frame := encodeFrame(m.op, m.data, c.conn.deflate)
+	if c.json {
+		b, _ := json.Marshal(m.wire()) // plain structs cannot fail
+		frame = encodeFrame(websocket.TextMessage, b, c.conn.deflate)
+	}
+	if !c.conn.enqueue(frame) {
+		return false
+	}
+	c.conn.flushAsync()
+	c.addOut(1)
+	c.hub.stats.pushed[typeIndex(m.op)].Add(1)
+	c.hub.stats.sentBytes.Add(uint64(len(frame)))
+	return true
+}
+
+// protocol is the counter index of c's protocol: protoRaw or protoJSON.
+func (c *member) protocol() int {
+	if c.json {
+		return protoJSON
+	}
+	return protoRaw
+}
+
 // frameIndex says which of a message's frames c receives: raw or JSON,
 // plain or compressed.
 func (c *member) frameIndex() int {
@@ -150,11 +199,50 @@ func (c *member) frameIndex() int {
 // sendError sends a JSON client an error event.
 func (c *member) sendError(code, msg string) {
 	b, _ := json.Marshal(errorEvent{Event: "error", Code: code, Message: msg})
-	c.conn.send(websocket.TextMessage, nil, b)
+	if c.conn.send(websocket.TextMessage, nil, b) == nil {
+		c.addOut(1)
+	}
 }
 
-func (c *member) close(*wsConn, int, string) {
+// addOut counts n messages sent to c outside the fan-out.
+func (c *member) addOut(n uint64) {
+	c.shard.memMu.Lock()
+	c.out += n
+	c.shard.memMu.Unlock()
+}
+
+// messagesOut is the number of messages queued for c so far.
+func (c *member) messagesOut() uint64 {
+	c.shard.memMu.Lock()
+	defer c.shard.memMu.Unlock()
+	return c.out
+}
+
+func (c *member) close(conn *wsConn, _ int, _ string) {
+	c.hub.stats.open[c.protocol()].Add(-1)
+	if reason, ok := c.cutReason(conn.ourCloseCode()); ok {
+		c.hub.stats.cut[reason].Add(1)
+	}
 	c.hub.leave(c)
+}
+
+// cutReason says why the server cut c, given the code of the close frame
+// the server sent it (0 if none), and reports false if it did not cut it.
+// The hub and the API record their own reasons; the server engine's cuts
+// are told apart by their codes, which nothing else sends.
+func (c *member) cutReason(ourCode int) (int, bool) {
+	if r := c.cut.Load(); r > 0 {
+		return int(r - 1), true
+	}
+	switch ourCode {
+	case websocket.ClosePolicyViolation:
+		return cutSlowConsumer, true
+	case websocket.CloseMessageTooBig:
+		return cutSize, true
+	case websocket.CloseInvalidFramePayloadData:
+		return cutUTF8, true
+	}
+	return 0, false
 }
 
 // plural is "s" unless n is 1.

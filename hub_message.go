@@ -23,13 +23,17 @@ type chatMessage struct {
 	seq      uint64 // number in the room, from 1 (messages only)
 	ord      uint64 // place among all events of the hub, for joins
 	room     string
-	from     string    // sender's name; "server" for --stdin
-	fromConn uint64    // sender's connection id; 0 for the server
-	sender   *member   // the local sender, to skip it; nil if none
-	time     time.Time // when the server received it
-	op       int       // websocket.TextMessage or BinaryMessage
-	data     []byte
-	epoch    string // the room's numbering that seq belongs to (messages only)
+	from     string // sender's name; "server" for --stdin, "api" or ?from= for the API
+	fromConn uint64 // sender's connection id; 0 for the server and the API
+	exclude  uint64 // connection the API asked to skip (?exclude=); 0 for none
+	// sender is the local member the message skips: the member that sent
+	// it (unless --include-self), or the one on connection exclude; nil if
+	// none.
+	sender *member
+	time   time.Time // when the server received it
+	op     int       // websocket.TextMessage or BinaryMessage
+	data   []byte
+	epoch  string // the room's numbering that seq belongs to (messages only)
 	// name and mime describe a file a JSON client announced before sending
 	// it as this binary message; empty if none.
 	name, mime string

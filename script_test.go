@@ -2,6 +2,11 @@ package main
 
 import (
 	"bufio"
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -25,13 +30,14 @@ func TestScript(t *testing.T) {
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"wsxserver": cmdServer,
+			"http":      cmdHTTP,
 		},
 	})
 }
 
 // cmdServer is the script command "wsxserver ARGS...": it starts
 // "wsx ARGS... --addr 127.0.0.1:0", waits for its start line and exports
-// the URL it printed as $URL. The server gets SIGTERM when the script ends.
+// the URL it printed as $URL, and its http:// form as $HTTP. The server gets SIGTERM when the script ends.
 // The server itself proves it is ready; nothing sleeps.
 func cmdServer(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
@@ -60,7 +66,51 @@ func cmdServer(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("wsx %s: no start line (got %q); stderr:\n%s", strings.Join(args, " "), l, stderr.String())
 		}
 		ts.Setenv("URL", m[1])
+		ts.Setenv("HTTP", httpURL(m[1]))
 	case <-time.After(testTimeout):
 		ts.Fatalf("wsx %s: no start line within %s", strings.Join(args, " "), testTimeout)
+	}
+}
+
+// cmdHTTP is the script command "http [-X METHOD] [-H 'NAME: VALUE']...
+// [--data-binary DATA] URL": the few curl options the README's examples
+// use, since scripts cannot count on curl being installed. It writes the
+// response body to stdout and "HTTP STATUS" to stderr, and fails on a
+// status that is not 2xx (so "! http" expects an error answer).
+func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
+	method, body := "", ""
+	header := http.Header{}
+	for len(args) > 1 {
+		switch args[0] {
+		case "-X":
+			method = args[1]
+		case "-H":
+			name, value, _ := strings.Cut(args[1], ":")
+			header.Add(name, strings.TrimSpace(value))
+		case "--data-binary":
+			body = args[1]
+			method = cmp.Or(method, http.MethodPost)
+		default:
+			ts.Fatalf("usage: http [-X METHOD] [-H 'NAME: VALUE']... [--data-binary DATA] URL")
+		}
+		args = args[2:]
+	}
+	if len(args) != 1 {
+		ts.Fatalf("usage: http [-X METHOD] [-H 'NAME: VALUE']... [--data-binary DATA] URL")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, cmp.Or(method, http.MethodGet), args[0], strings.NewReader(body))
+	ts.Check(err)
+	req.Header = header
+	resp, err := http.DefaultClient.Do(req)
+	ts.Check(err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	ts.Check(err)
+	ts.Stdout().Write(b)
+	fmt.Fprintf(ts.Stderr(), "HTTP %d\n", resp.StatusCode)
+	if ok := resp.StatusCode/100 == 2; ok == neg {
+		ts.Fatalf("HTTP %d", resp.StatusCode)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -41,8 +42,10 @@ func serveCommand() *cli.Command {
 type, to every other client of its room: the URL path (/ is the lobby,
 /team-a is room team-a). Clients that ask for the subprotocol wsx.chat.v1
 receive JSON events instead (see README). A plain GET serves the chat page;
-GET /healthz answers JSON.`,
-		Flags: append(append(wsServerFlags(), globalFlags()...),
+GET /healthz answers JSON. With --api-token, a backend publishes to rooms
+and manages connections over HTTP under /api/, and /metrics serves
+Prometheus metrics (see README: Push from your backend).`,
+		Flags: slices.Concat(wsServerFlags(), globalFlags(), []cli.Flag{
 			&cli.BoolFlag{Name: flagIncludeSelf, Usage: "relay a client's messages back to it too"},
 			&cli.BoolFlag{Name: flagNotices, Usage: "send raw clients text notices of joins and leaves"},
 			welcomeFlag(),
@@ -55,7 +58,7 @@ GET /healthz answers JSON.`,
 			&cli.StringFlag{Name: flagSendQueue, Value: defaultSendQueue, Usage: "bound on a client's queued outgoing bytes (`SIZE`); past it the client is closed 1008 as a slow consumer"},
 			&cli.DurationFlag{Name: flagFlush, Value: defaultFlushInterval, Usage: "write to each client at most once per `INTERVAL`; messages within it share the write (0 = write each at once)"},
 			&cli.Float64Flag{Name: flagRate, Usage: "most messages per second per client (`N`, with a burst of N); excess is dropped (0 = unlimited)"},
-		),
+		}, apiFlags()),
 		Action: func(c *cli.Context) error {
 			cfg, err := readServeConfig(c)
 			if err != nil {
@@ -78,6 +81,7 @@ type serveConfig struct {
 	stdinRoom string     // room of the stdin lines
 	auth      authConfig // who may connect, with which role
 	store     string     // JSON-lines file of all messages
+	api       apiConfig  // who may use /api/ and /metrics
 }
 
 // readServeConfig reads and validates the serve flags.
@@ -122,6 +126,9 @@ func readServeConfig(c *cli.Context) (serveConfig, error) {
 	case !validRoom(cfg.stdinRoom) || reservedRoom(cfg.stdinRoom):
 		return cfg, usagef("invalid value %q for flag --%s", cfg.stdinRoom, flagStdinRoom)
 	}
+	if cfg.api, err = readAPIConfig(c); err != nil {
+		return cfg, err
+	}
 	if path := c.String(flagUsers); path != "" {
 		if cfg.auth.users, err = loadUsers(path); err != nil {
 			return cfg, err
@@ -151,7 +158,8 @@ func runServe(ctx context.Context, cfg serveConfig, o logOptions, stdin io.Reade
 	go func() { defer close(hubDone); h.run(hubCtx) }()
 	defer func() { stopHub(); <-hubDone }() // before the store closes
 
-	a := &chatApp{cfg: &cfg, hub: h}
+	a := &chatApp{cfg: &cfg, hub: h, metrics: newServeMetrics(h)}
+	a.api = newAPI(cfg.api, h, log, cfg.server.maxMessageSize, a.metrics)
 	ws := newWSServer(cfg.server, a, log, "wsx serve")
 	ws.pollIdle = true
 	a.ws = ws

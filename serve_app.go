@@ -18,26 +18,44 @@ import (
 
 // chatApp admits chat clients and serves the HTTP side of wsx serve.
 type chatApp struct {
-	cfg *serveConfig
-	hub *hub
-	ws  *wsServer
+	cfg     *serveConfig
+	hub     *hub
+	ws      *wsServer
+	api     *api
+	metrics *serveMetrics
 }
 
 // routes is serve's HTTP handler: WebSocket upgrades on any path join the
-// path's room; plain requests get /healthz, the reserved /api/, or the
-// chat page.
+// path's room; plain requests get /healthz, /readyz, the API under /api/,
+// /metrics, or the chat page.
 func (a *chatApp) routes(ws http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
-	mux.Handle("GET /api/", http.NotFoundHandler()) // the publish API's place
-	handlePage(mux)
+	mux.HandleFunc("GET /readyz", readyz)
+	apiHandler := a.api.handler()
+	mux.Handle("/api", apiHandler)
+	mux.Handle("/api/", apiHandler)
+	mux.Handle("/metrics", a.metrics.handler(a.cfg.api))
+	handleAssets(mux)
+	mux.Handle("/", methods{http.MethodGet: a.page})
+	upgrade := a.metrics.countRefusals(ws)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if websocket.IsWebSocketUpgrade(r) {
-			ws.ServeHTTP(w, r)
+			upgrade.ServeHTTP(w, r)
 			return
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// page serves the chat page of a room, but not for a reserved room name
+// such as /metrics/x.
+func (a *chatApp) page(w http.ResponseWriter, r *http.Request) {
+	if room := roomOf(r.URL.Path); reservedRoom(room) {
+		writeHTTPError(w, reservedRoomError(room))
+		return
+	}
+	servePage(w, r)
 }
 
 // healthz answers the server's state as JSON.
@@ -79,7 +97,7 @@ func (a *chatApp) admit(r *http.Request) (session, *httpError) {
 		return nil, &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("invalid room %q", room)}
 	}
 	if reservedRoom(room) {
-		return nil, &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("invalid room %q: names starting with %s are reserved for the chat page's files", room, assetPrefix)}
+		return nil, reservedRoomError(room)
 	}
 	resume, herr := parseResume(r.URL.Query())
 	if herr != nil {
@@ -114,7 +132,7 @@ func (a *chatApp) checkChosenName(name string) *httpError {
 		return nil
 	case !validName.MatchString(name):
 		return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("invalid name %q: 1-32 letters, digits, '-', '_' or '.'", name)}
-	case name == serverName || a.cfg.auth.hasUser(name):
+	case name == serverName || name == apiName || a.cfg.auth.hasUser(name):
 		return &httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("the name %q is reserved", name)}
 	}
 	return nil

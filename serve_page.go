@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"net/http"
 	"path"
-	"strings"
 	"time"
 )
 
@@ -67,8 +66,8 @@ func loadWebAssets() map[string]webAsset {
 	return assets
 }
 
-// handlePage routes the page and its files on mux.
-func handlePage(mux *http.ServeMux) {
+// handleAssets routes the page's files on mux.
+func handleAssets(mux *http.ServeMux) {
 	mux.HandleFunc("GET /"+assetPrefix+"/{name}", func(w http.ResponseWriter, r *http.Request) {
 		a, ok := webAssets[r.PathValue("name")]
 		if !ok || r.PathValue("name") == "index.html" {
@@ -77,17 +76,16 @@ func handlePage(mux *http.ServeMux) {
 		}
 		serveAsset(w, r, a)
 	})
-	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
-		room := roomOf(r.URL.Path)
-		switch {
-		case reservedRoom(room):
-			http.NotFound(w, r)
-		case !validRoom(room):
-			http.Error(w, "invalid room name", http.StatusBadRequest)
-		default:
-			serveAsset(w, r, webAssets["index.html"])
-		}
-	})
+}
+
+// servePage answers GET /{room} with the page, or 400 for a path that
+// names no room. Reserved names are the caller's to refuse.
+func servePage(w http.ResponseWriter, r *http.Request) {
+	if !validRoom(roomOf(r.URL.Path)) {
+		http.Error(w, "invalid room name", http.StatusBadRequest)
+		return
+	}
+	serveAsset(w, r, webAssets["index.html"])
 }
 
 // serveAsset answers with one of the page's files. Browsers revalidate it
@@ -103,10 +101,4 @@ func serveAsset(w http.ResponseWriter, r *http.Request, a webAsset) {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("ETag", a.etag)
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
-}
-
-// reservedRoom reports whether a room name would take the place of the
-// page's files.
-func reservedRoom(room string) bool {
-	return strings.HasPrefix(room, assetPrefix)
 }

@@ -31,8 +31,8 @@ func TestPageServed(t *testing.T) {
 		{".wsx/icon.svg", 200, "image/svg+xml", "<svg"},
 		{".wsx/index.html", 404, "", ""},
 		{".wsx/nope.js", 404, "", ""},
-		{".wsx/", 404, "", ""},
-		{".wsxroom", 404, "", ""},
+		{".wsx/", 400, "", "reserved for the chat page's files"},
+		{".wsxroom", 400, "", "reserved for the chat page's files"},
 		{"%01", 400, "", "invalid room"},
 	}
 	for _, tt := range tests {

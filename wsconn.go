@@ -52,6 +52,8 @@ var errClosed = errors.New("connection closed")
 //	fan-out shards               enqueue + flushAsync, writeShared
 //	keepalive goroutine          enqueue(ping) + flushAsync, closeWith(1001, 0)
 //	shutdown                     closeWith(1001), abort
+//	serve's HTTP API handlers    enqueue + flushAsync (a push), closeWith
+//	                             (1000, 3000-4999), queueState
 //	timers (time.AfterFunc)      abort
 //	the writer of the moment     startWrite, nextWrite, claimWrite,
 //	                             releaseWrite, writeFailed (wsconn_write.go)
@@ -192,6 +194,15 @@ func (c *wsConn) ourCloseCode() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closeCode
+}
+
+// queueState returns the bytes queued and not yet taken by a writer, and
+// whether the connection is closing: a close frame is queued or sent, or
+// the socket is closed.
+func (c *wsConn) queueState() (queued int, closing bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending), c.closeSent || c.closed
 }
 
 // onPing answers a ping with a pong carrying the same data, queued behind
