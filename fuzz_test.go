@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -338,6 +339,32 @@ func FuzzServerFrames(f *testing.F) {
 			if op != websocket.TextMessage && op != websocket.BinaryMessage {
 				t.Fatalf("message with opcode %d", op)
 			}
+		}
+	})
+}
+
+// FuzzAPIParams: the HTTP API's query parameters (a close code and
+// reason, a sender name) are accepted only when valid, or refused with
+// 400, whatever the query string.
+func FuzzAPIParams(f *testing.F) {
+	f.Add("code=4000&reason=bye")
+	f.Add("code=1005")
+	f.Add("reason=%ff&from=x")
+	f.Add("from=api&code=&x=1")
+	f.Fuzz(func(t *testing.T, rawQuery string) {
+		q, err := url.ParseQuery(rawQuery)
+		if err != nil {
+			return
+		}
+		if code, reason, herr := closeParams(q); herr == nil {
+			if (code != websocket.CloseNormalClosure && (code < 3000 || code > 4999)) || len(reason) > maxCloseReason || !utf8.ValidString(reason) {
+				t.Fatalf("%q: accepted close %d %q", rawQuery, code, reason)
+			}
+		} else if herr.status != http.StatusBadRequest {
+			t.Fatalf("%q: refused with %d", rawQuery, herr.status)
+		}
+		if from, herr := fromParam(q); herr == nil && from != apiName && !validName.MatchString(from) {
+			t.Fatalf("%q: accepted sender %q", rawQuery, from)
 		}
 	})
 }

@@ -77,10 +77,13 @@ func (s *wsServer) shutdown(timeout time.Duration) {
 	select {
 	case <-done:
 	case <-time.After(timeout):
-		left := s.snapshot()
-		s.log.Warn(fmt.Sprintf("%d connections did not finish the close handshake within %s; closing them", len(left), timeout), "event", evWarn)
-		for _, c := range left {
-			c.abort()
+		// A connection leaves the list a moment before it is done: none
+		// left means they are all finishing.
+		if left := s.snapshot(); len(left) > 0 {
+			s.log.Warn(fmt.Sprintf("%d connections did not finish the close handshake within %s; closing them", len(left), timeout), "event", evWarn)
+			for _, c := range left {
+				c.abort()
+			}
 		}
 		<-done
 	}
