@@ -54,6 +54,7 @@ const (
 	flagUsers       = "users"
 	flagHistory     = "history"
 	flagStore       = "store"
+	flagRedis       = "redis"
 	flagSendQueue   = "send-queue"
 	flagRate        = "rate"
 	flagFlush       = "flush-interval"

@@ -20,13 +20,14 @@ import (
 // Event names carried by every log record in its "event" attribute, so JSON
 // logs can be filtered with jq.
 const (
-	evStart   = "start"
-	evStop    = "stop"
-	evOpen    = "open"
-	evClose   = "close"
-	evMessage = "message"
-	evError   = "error"
-	evWarn    = "warning"
+	evStart     = "start"
+	evStop      = "stop"
+	evOpen      = "open"
+	evClose     = "close"
+	evMessage   = "message"
+	evError     = "error"
+	evWarn      = "warning"
+	evBackplane = "backplane" // the Redis backplane: connected, lost, back, processes reaped
 )
 
 // logOptions are the global output options shared by every command.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -76,6 +77,9 @@ type hub struct {
 	idBase string        // makes ids unique across restarts
 	epoch  string        // the numbering of rooms new in this process
 	stats  hubStats
+	// remote is set when the broker is shared with other processes: the
+	// rooms are then copies of the broker's, made and dropped by it.
+	remote bool
 
 	mu    sync.Mutex
 	rooms map[string]*room
@@ -143,7 +147,7 @@ func (h *hub) lockRoom(name string) *room {
 // Rooms with messages stay: their numbering must go on. The caller holds
 // r.mu.
 func (h *hub) forgetIfUnusedLocked(r *room) {
-	if len(r.members) > 0 || r.seq > 0 {
+	if h.remote || len(r.members) > 0 || r.seq > 0 {
 		return
 	}
 	r.forgotten = true
@@ -249,13 +253,22 @@ func (h *hub) localMembers() []*member {
 
 // join adds a client to its room: the client gets the welcome and the
 // history (or, resuming, the messages it missed), then every message after
-// them, none twice and none missed.
-func (h *hub) join(c *member) {
+// them, none twice and none missed. It fails only when the broker cannot
+// bring the room's state.
+func (h *hub) join(c *member) error {
+	if err := h.broker.follow(c.room); err != nil {
+		return err
+	}
 	r := h.lockRoom(c.room)
 	c.joinOrd = h.ord.Load() // every event of the room so far is ≤ this
 	r.members[c] = struct{}{}
 	msgs, recovered := r.catchUp(c.resume)
-	c.welcome(msgs, r.online(), r.epoch, recovered)
+	online := r.online()
+	if h.remote && !slices.ContainsFunc(online, func(u onlineUser) bool { return u.Conn == c.conn.id }) {
+		// Its own join has not come back through the broker yet.
+		online = append(online, onlineUser{Conn: c.conn.id, Name: c.name})
+	}
+	c.welcome(msgs, online, r.epoch, recovered)
 	r.count.Add(1)
 	c.shard = h.shards[h.next.Add(1)%uint32(len(h.shards))]
 	c.shard.add(c)
@@ -263,7 +276,9 @@ func (h *hub) join(c *member) {
 	h.conns[c.conn.id] = c
 	h.connMu.Unlock()
 	r.mu.Unlock()
+	// A join the broker cannot take now is added when it is back.
 	h.publish(&chatMessage{kind: kindJoin, room: c.room, from: c.name, fromConn: c.conn.id, sender: c, time: time.Now()})
+	return nil
 }
 
 // leave removes a client from its room.
@@ -277,5 +292,7 @@ func (h *hub) leave(c *member) {
 	c.shard.remove(c)
 	h.forgetIfUnusedLocked(r)
 	r.mu.Unlock()
+	// A leave the broker cannot take now is made when it is back.
 	h.publish(&chatMessage{kind: kindLeave, room: c.room, from: c.name, fromConn: c.conn.id, sender: c, time: time.Now()})
+	h.broker.unfollow(c.room)
 }

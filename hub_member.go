@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -59,7 +60,11 @@ func (c *member) open(conn *wsConn) {
 	c.hub.stats.open[c.protocol()].Add(1)
 	conn.log().Info(fmt.Sprintf("New connection! (%d) %s from %s room=%s", conn.id, c.name, conn.remote, c.room),
 		"event", evOpen, "name", c.name, "room", c.room, "role", c.role, "json", c.json)
-	c.hub.join(c)
+	if err := c.hub.join(c); err != nil {
+		conn.log().Warn(fmt.Sprintf("Connection %d (%s) could not join room %s: %v; closing it (1013)", conn.id, c.name, c.room, err), "event", evWarn)
+		c.cut.CompareAndSwap(0, cutUnavailable+1)
+		conn.closeWith(websocket.CloseTryAgainLater, "backplane unavailable", closeGrace)
+	}
 }
 
 // welcome queues the welcome and the room's history, or the messages a
@@ -153,7 +158,28 @@ func (c *member) message(conn *wsConn, op int, data []byte) {
 	if file != nil && op == websocket.BinaryMessage {
 		m.name, m.mime = file.name, file.mime
 	}
-	c.hub.publish(m)
+	if _, err := c.hub.publish(m); err != nil {
+		c.refused(conn, err)
+	}
+}
+
+// refused tells c that its message was not relayed: a JSON client gets an
+// error event, a raw client — which has no other way to learn it — is
+// closed 1013 (try again later) while the backplane is down. A raw
+// client's message that --store could not write is only logged, by the hub.
+func (c *member) refused(conn *wsConn, err error) {
+	if c.json {
+		code := "unavailable"
+		if errors.Is(err, errNotStored) {
+			code = "not-stored"
+		}
+		c.sendError(code, err.Error())
+		return
+	}
+	if errors.Is(err, errBackplaneDown) {
+		c.cut.CompareAndSwap(0, cutUnavailable+1)
+		conn.closeWith(websocket.CloseTryAgainLater, "backplane unavailable", closeGrace)
+	}
 }
 
 // push queues m for c alone and counts it; it reports false if c is
@@ -223,7 +249,9 @@ func (c *member) close(conn *wsConn, _ int, _ string) {
 	if reason, ok := c.cutReason(conn.ourCloseCode()); ok {
 		c.hub.stats.cut[reason].Add(1)
 	}
-	c.hub.leave(c)
+	if c.shard != nil { // it joined its room
+		c.hub.leave(c)
+	}
 }
 
 // cutReason says why the server cut c, given the code of the close frame

@@ -22,6 +22,7 @@ type chatMessage struct {
 	id       string // unique message id (messages only)
 	seq      uint64 // number in the room, from 1 (messages only)
 	ord      uint64 // place among all events of the hub, for joins
+	pos      uint64 // place among the room's events, with a shared broker
 	room     string
 	from     string // sender's name; "server" for --stdin, "api" or ?from= for the API
 	fromConn uint64 // sender's connection id; 0 for the server and the API

@@ -23,7 +23,16 @@ type room struct {
 	history []*chatMessage
 	// historyBytes is the data size of the history.
 	historyBytes int
-	members      map[*member]struct{}
+	members      map[*member]struct{} // the members of this process
+
+	// With a shared broker (hub_remote.go) the room is a copy of the
+	// broker's: pos numbers its events (messages, joins, leaves), the
+	// online list spans every process, and events that arrive while the
+	// copy is not synced wait in pending.
+	pos      uint64
+	synced   bool
+	presence map[uint64]string // by connection id: name; nil with the local broker
+	pending  []*chatMessage
 }
 
 // remember appends m to the history, keeping the last n messages and, of
@@ -49,13 +58,28 @@ func (r *room) remember(m *chatMessage, n, maxBytes int) {
 	}
 }
 
-// online lists the members. The caller holds r.mu.
+// online lists the room's clients, of every process. The caller holds r.mu.
 func (r *room) online() []onlineUser {
+	if r.presence != nil {
+		list := make([]onlineUser, 0, len(r.presence))
+		for id, name := range r.presence {
+			list = append(list, onlineUser{Conn: id, Name: name})
+		}
+		return list
+	}
 	list := make([]onlineUser, 0, len(r.members))
 	for c := range r.members {
 		list = append(list, onlineUser{Conn: c.conn.id, Name: c.name})
 	}
 	return list
+}
+
+// clients counts the room's clients, of every process. The caller holds r.mu.
+func (r *room) clients() int {
+	if r.presence != nil {
+		return len(r.presence)
+	}
+	return len(r.members)
 }
 
 // newEpoch names the numbering of the rooms a process starts: its start

@@ -46,11 +46,12 @@ const (
 	cutUTF8                // it sent text that is not UTF-8 (1007)
 	cutReadOnly            // a read-only raw client sent a message (1008)
 	cutAPI                 // DELETE /api/connections/{id}
+	cutUnavailable         // it sent, or joined, while the backplane was down (1013)
 	numCutReasons
 )
 
 // cutNames are the label values of the cut reasons.
-var cutNames = [numCutReasons]string{"slow_consumer", "rate", "size", "utf8", "read_only", "api"}
+var cutNames = [numCutReasons]string{"slow_consumer", "rate", "size", "utf8", "read_only", "api", "unavailable"}
 
 // hubStats are the hub's counters outside the fan-out.
 type hubStats struct {
@@ -109,7 +110,7 @@ func (h *hub) roomStats() []roomStat {
 	for _, r := range rooms {
 		r.mu.Lock()
 		if !r.forgotten {
-			stats = append(stats, roomStat{name: r.name, clients: len(r.members), seq: r.seq, epoch: r.epoch, history: len(r.history), historyBytes: r.historyBytes})
+			stats = append(stats, roomStat{name: r.name, clients: r.clients(), seq: r.seq, epoch: r.epoch, history: len(r.history), historyBytes: r.historyBytes})
 		}
 		r.mu.Unlock()
 	}
@@ -131,6 +132,6 @@ func (h *hub) roomView(name string) (roomStat, []onlineUser, []*chatMessage) {
 	if r.forgotten {
 		return roomStat{name: name, epoch: h.epoch}, []onlineUser{}, nil
 	}
-	st := roomStat{name: name, clients: len(r.members), seq: r.seq, epoch: r.epoch, history: len(r.history), historyBytes: r.historyBytes}
+	st := roomStat{name: name, clients: r.clients(), seq: r.seq, epoch: r.epoch, history: len(r.history), historyBytes: r.historyBytes}
 	return st, r.online(), slices.Clone(r.history)
 }

@@ -55,6 +55,7 @@ Prometheus metrics (see README: Push from your backend).`,
 			&cli.StringFlag{Name: flagUsers, Usage: "users `FILE`: lines name:token:role[:room,room...], role rw or ro"},
 			&cli.IntFlag{Name: flagHistory, Value: defaultHistory, Usage: "replay the last `N` messages of a room to each new client (0 = none)"},
 			&cli.StringFlag{Name: flagStore, Usage: "append every message to this JSON-lines `FILE` and load the history from it"},
+			&cli.StringFlag{Name: flagRedis, EnvVars: []string{"WSX_REDIS"}, Usage: "share rooms, history and online lists with every wsx serve on this Redis (`URL`: redis://[user:pass@]host:port/db or rediss://)"},
 			&cli.StringFlag{Name: flagSendQueue, Value: defaultSendQueue, Usage: "bound on a client's queued outgoing bytes (`SIZE`); past it the client is closed 1008 as a slow consumer"},
 			&cli.DurationFlag{Name: flagFlush, Value: defaultFlushInterval, Usage: "write to each client at most once per `INTERVAL`; messages within it share the write (0 = write each at once)"},
 			&cli.Float64Flag{Name: flagRate, Usage: "most messages per second per client (`N`, with a burst of N); excess is dropped (0 = unlimited)"},
@@ -81,6 +82,7 @@ type serveConfig struct {
 	stdinRoom string     // room of the stdin lines
 	auth      authConfig // who may connect, with which role
 	store     string     // JSON-lines file of all messages
+	redis     string     // Redis URL of the backplane; "" for none
 	api       apiConfig  // who may use /api/ and /metrics
 }
 
@@ -106,6 +108,7 @@ func readServeConfig(c *cli.Context) (serveConfig, error) {
 		stdinRoom: c.String(flagStdinRoom),
 		auth:      authConfig{token: c.String(flagToken)},
 		store:     c.String(flagStore),
+		redis:     c.String(flagRedis),
 	}
 	if err := validText(flagWelcome, cfg.hub.welcome); err != nil {
 		return cfg, err
@@ -125,6 +128,14 @@ func readServeConfig(c *cli.Context) (serveConfig, error) {
 		return cfg, usagef("invalid value for flag --%s: must not be negative", flagRate)
 	case !validRoom(cfg.stdinRoom) || reservedRoom(cfg.stdinRoom):
 		return cfg, usagef("invalid value %q for flag --%s", cfg.stdinRoom, flagStdinRoom)
+	}
+	if cfg.redis != "" {
+		if cfg.store != "" {
+			return cfg, usagef("--%s cannot be used with --%s: the history is kept in Redis (make Redis persistent instead)", flagStore, flagRedis)
+		}
+		if err := checkRedisURL(cfg.redis); err != nil {
+			return cfg, usagef("invalid value for flag --%s: %v", flagRedis, err)
+		}
 	}
 	if cfg.api, err = readAPIConfig(c); err != nil {
 		return cfg, err
@@ -162,6 +173,14 @@ func runServe(ctx context.Context, cfg serveConfig, o logOptions, stdin io.Reade
 	a.api = newAPI(cfg.api, h, log, cfg.server.maxMessageSize, a.metrics)
 	ws := newWSServer(cfg.server, a, log, "wsx serve")
 	ws.pollIdle = true
+	if cfg.redis != "" {
+		b, err := startRedisBroker(h, cfg.redis, log)
+		if err != nil {
+			return err
+		}
+		defer b.close() // after the clients left, before the hub stops
+		ws.nextID.Store(b.connIDBase())
+	}
 	a.ws = ws
 	if cfg.stdin {
 		go a.relayStdin(stdin)

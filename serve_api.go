@@ -196,10 +196,3 @@ func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {
 	w.Write([]byte("\n"))
 }
 
-// readyz answers that the server can take clients. With a backplane it
-// will answer 503 while the backplane cannot deliver.
-func readyz(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, struct {
-		Status string `json:"status"`
-	}{"ready"})
-}

@@ -47,13 +47,22 @@ func (a *api) publishToRoom(w http.ResponseWriter, r *http.Request) {
 		place, err := a.hub.publish(&chatMessage{kind: kindMessage, room: room, from: msg.from, exclude: msg.exclude,
 			time: time.Now(), op: msg.op, data: msg.body})
 		if err != nil {
-			return http.StatusInternalServerError, apiError{err.Error()}
+			return publishErrorStatus(err), apiError{err.Error()}
 		}
 		a.metrics.apiPublishes.WithLabelValues("room").Inc()
 		a.log.Debug(fmt.Sprintf("API message %s to room %s from %s, sent to %d connection%s", preview(msg.op, msg.body), room, msg.from, place.receivers, plural(int64(place.receivers))),
 			"event", evMessage, "room", room, "from", msg.from, "type", opName(msg.op), "length", len(msg.body), "seq", place.seq)
 		return http.StatusAccepted, publishResult{ID: place.id, Seq: place.seq, Epoch: place.epoch, Room: room, Delivered: place.receivers}
 	})
+}
+
+// publishErrorStatus is the HTTP status of a failed publish or view: 503
+// while the backplane is down, so that the caller retries later.
+func publishErrorStatus(err error) int {
+	if errors.Is(err, errBackplaneDown) {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }
 
 // roomSummary is one room in GET /api/rooms.
@@ -94,7 +103,11 @@ func (a *api) getRoom(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, herr)
 		return
 	}
-	st, online, _ := a.hub.roomView(room)
+	st, online, _, err := a.hub.view(room)
+	if err != nil {
+		writeJSON(w, publishErrorStatus(err), apiError{err.Error()})
+		return
+	}
 	slices.SortFunc(online, func(x, y onlineUser) int { return cmp.Compare(x.Conn, y.Conn) })
 	writeJSON(w, http.StatusOK, roomDetail{Room: room, Clients: st.clients, Seq: st.seq, Epoch: st.epoch, History: st.history, Online: online})
 }
@@ -119,7 +132,11 @@ func (a *api) roomHistory(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, herr)
 		return
 	}
-	st, _, history := a.hub.roomView(room)
+	st, _, history, err := a.hub.view(room)
+	if err != nil {
+		writeJSON(w, publishErrorStatus(err), apiError{err.Error()})
+		return
+	}
 	events := make([]messageEvent, 0, len(history))
 	for _, m := range history {
 		if m.seq > since && (limit == 0 || uint64(len(events)) < limit) {

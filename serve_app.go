@@ -31,7 +31,7 @@ type chatApp struct {
 func (a *chatApp) routes(ws http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
-	mux.HandleFunc("GET /readyz", readyz)
+	mux.HandleFunc("GET /readyz", a.readyz)
 	apiHandler := a.api.handler()
 	mux.Handle("/api", apiHandler)
 	mux.Handle("/api/", apiHandler)
@@ -58,14 +58,42 @@ func (a *chatApp) page(w http.ResponseWriter, r *http.Request) {
 	servePage(w, r)
 }
 
-// healthz answers the server's state as JSON.
+// healthz answers the server's state as JSON: "ok", or "degraded" while
+// the backplane is down (the process itself is alive: 200 either way).
 func (a *chatApp) healthz(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(struct {
+	bh := a.hub.broker.health()
+	v := struct {
 		Status      string `json:"status"`
 		Connections int64  `json:"connections"`
 		Rooms       int    `json:"rooms"`
-	}{"ok", a.ws.active.Load(), a.hub.activeRooms()})
+		Broker      string `json:"broker"`              // "local" or "redis"
+		Backplane   string `json:"backplane,omitempty"` // "up" or "down", with --redis
+		Error       string `json:"error,omitempty"`     // why it is down
+	}{Status: "ok", Connections: a.ws.active.Load(), Rooms: a.hub.activeRooms(), Broker: bh.kind}
+	if bh.kind != "local" {
+		v.Backplane = "up"
+		if !bh.up {
+			v.Status, v.Backplane, v.Error = "degraded", "down", bh.err
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+// readyz answers whether the server can take clients: 503 while the
+// backplane cannot deliver, so that a load balancer sends new clients to
+// another process.
+func (a *chatApp) readyz(w http.ResponseWriter, _ *http.Request) {
+	if bh := a.hub.broker.health(); !bh.up {
+		writeJSON(w, http.StatusServiceUnavailable, struct {
+			Status string `json:"status"`
+			Error  string `json:"error"`
+		}{"unavailable", bh.err})
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Status string `json:"status"`
+	}{"ready"})
 }
 
 // roomOf is the room a request path names: "/" is the lobby.
@@ -106,6 +134,9 @@ func (a *chatApp) admit(r *http.Request) (session, *httpError) {
 	u, herr := a.cfg.auth.authenticate(r, room)
 	if herr != nil {
 		return nil, herr
+	}
+	if bh := a.hub.broker.health(); !bh.up {
+		return nil, &httpError{status: http.StatusServiceUnavailable, msg: bh.err, header: http.Header{"Retry-After": {"2"}}}
 	}
 	name := u.name
 	if name == "" {
