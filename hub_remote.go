@@ -1,7 +1,5 @@
 package main
 
-import "slices"
-
 // The hub's side of a shared broker (--redis): its rooms are copies of the
 // broker's, kept current by the events the broker sends in each room's
 // order. A copy is made when the first member of this process joins and
@@ -133,18 +131,6 @@ func (h *hub) dropRoom(name string) {
 		delete(h.rooms, name)
 	}
 	h.mu.Unlock()
-}
-
-// followedRooms lists the rooms this process has members in.
-func (h *hub) followedRooms() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	names := make([]string, 0, len(h.rooms))
-	for name := range h.rooms {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
 }
 
 // snapshot is the local broker's view of a room: the hub's own state.

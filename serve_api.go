@@ -195,4 +195,3 @@ func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {
 	w.Write(b)
 	w.Write([]byte("\n"))
 }
-
