@@ -96,7 +96,7 @@ func newHub(cfg hubConfig, log *slog.Logger, st *store, loaded []*chatMessage, n
 		idBase: strconv.FormatInt(time.Now().UnixMilli(), 36) + "-", epoch: newEpoch()}
 	h.broker = localBroker{h}
 	for range max(n, 1) {
-		h.shards = append(h.shards, &shard{h: h, wake: make(chan struct{}, 1), members: make(map[string][]*member), roomIndex: make(map[string]int)})
+		h.shards = append(h.shards, &shard{h: h, wake: make(chan struct{}, 1), members: make(map[string][]*member), shared: make(map[string]*[4]uint64), roomIndex: make(map[string]int)})
 	}
 	for _, m := range loaded {
 		r := h.room(m.room)

@@ -25,11 +25,17 @@ type shard struct {
 
 	memMu   sync.Mutex
 	members map[string][]*member // by room
+	// shared counts, by room and frame index, the frames written to the
+	// room's members through shared buffers. A member's count of messages
+	// out is its own count plus its index's shared count, so that sharing
+	// a batch costs nothing per member (member.out).
+	shared map[string]*[4]uint64
 
 	// Used by run only, kept between batches to allocate nothing.
 	rooms     []roomBatch
 	roomIndex map[string]int // index in rooms by room name
 	writes    []sharedWrite
+	slow      []*member // members of a room's plan that got their own frames
 
 	stats shardStats
 }
@@ -64,6 +70,13 @@ func (s *shard) push(m *chatMessage) {
 func (s *shard) add(c *member) {
 	s.memMu.Lock()
 	s.members[c.room] = append(s.members[c.room], c)
+	counts := s.shared[c.room]
+	if counts == nil {
+		counts = new([4]uint64)
+		s.shared[c.room] = counts
+	}
+	c.shared = counts
+	c.out -= counts[c.frameIndex()] // wraps; only the sum c.out+shared means anything
 	s.memMu.Unlock()
 }
 
@@ -78,6 +91,7 @@ func (s *shard) remove(c *member) {
 	}
 	if len(list) == 0 {
 		delete(s.members, c.room)
+		delete(s.shared, c.room) // its members keep the counts they point to
 		return
 	}
 	s.members[c.room] = list
@@ -108,7 +122,7 @@ func (s *shard) run(ctx context.Context) {
 		s.groupByRoom(batch)
 		s.memMu.Lock()
 		for _, rb := range s.rooms {
-			s.planRoom(rb.msgs, s.members[rb.room])
+			s.planRoom(rb.msgs, s.members[rb.room], s.shared[rb.room])
 		}
 		s.memMu.Unlock()
 
@@ -152,9 +166,11 @@ func (s *shard) groupByRoom(batch []*chatMessage) {
 
 // planRoom decides what each member of a room gets from msgs: the shared
 // buffer of its protocol, or, for the few that need their own sequence,
-// frames queued on them one by one. It counts what they get per member
-// and per batch, not per message. The caller holds memMu.
-func (s *shard) planRoom(msgs []*chatMessage, members []*member) {
+// frames queued on them one by one. It counts what they get per batch, not
+// per message, and the shared buffers per protocol, not per member: only
+// the few that got their own frames are counted one by one. The caller
+// holds memMu.
+func (s *shard) planRoom(msgs []*chatMessage, members []*member, counts *[4]uint64) {
 	var shared [4][]byte // by frameIndex, built on first use
 	var frames [4]uint64 // the number of frames in each shared buffer
 	var built [4]bool
@@ -165,6 +181,7 @@ func (s *shard) planRoom(msgs []*chatMessage, members []*member) {
 			if s.queueEach(c, msgs) {
 				s.writes = append(s.writes, sharedWrite{c: c})
 			}
+			s.slow = append(s.slow, c)
 			continue
 		}
 		i := c.frameIndex()
@@ -174,11 +191,22 @@ func (s *shard) planRoom(msgs []*chatMessage, members []*member) {
 		}
 		if len(shared[i]) > 0 {
 			s.writes = append(s.writes, sharedWrite{c: c, data: shared[i]})
-			c.out += frames[i]
 			sharedTo++
 			sentBytes += uint64(len(shared[i]))
 		}
 	}
+	if counts != nil {
+		for i, n := range frames {
+			counts[i] += n
+		}
+		// The members that got their own frames did not get the shared
+		// ones their index counted.
+		for _, c := range s.slow {
+			c.out -= frames[c.frameIndex()]
+		}
+	}
+	clear(s.slow)
+	s.slow = s.slow[:0]
 	if sharedTo > 0 {
 		var byType [2]uint64
 		for _, m := range msgs {

@@ -37,7 +37,11 @@ type member struct {
 	joinOrd uint64       // the room's order when the client joined
 	resume  *resumePoint // ?since= and ?epoch=; nil on a first join
 	file    *fileMeta    // announced for the next binary message; nil if none
-	out     uint64       // messages queued for it; guarded by shard.memMu
+	// out plus shared[frameIndex()] is the number of messages queued for
+	// it: shared counts those of the fan-out's shared buffers, out the
+	// others, less the shared ones it did not get. Guarded by shard.memMu.
+	out    uint64
+	shared *[4]uint64
 
 	joined time.Time     // when it joined its room
 	in     atomic.Uint64 // messages received from it
@@ -241,7 +245,10 @@ func (c *member) addOut(n uint64) {
 func (c *member) messagesOut() uint64 {
 	c.shard.memMu.Lock()
 	defer c.shard.memMu.Unlock()
-	return c.out
+	if c.shared == nil {
+		return c.out
+	}
+	return c.out + c.shared[c.frameIndex()]
 }
 
 func (c *member) close(conn *wsConn, _ int, _ string) {
