@@ -24,6 +24,8 @@ type broker interface {
 	// view returns a room's order, history and online list, for rooms the
 	// hub may not follow (the HTTP API).
 	view(room string) (roomSnapshot, error)
+	// rooms lists every room with clients or messages, for the API.
+	rooms() ([]roomStat, error)
 	// health reports whether the broker can deliver now, and why not.
 	health() brokerHealth
 }
@@ -69,4 +71,5 @@ func (b localBroker) publish(m *chatMessage) (msgPlace, error) { return b.h.deli
 func (localBroker) follow(string) error                        { return nil }
 func (localBroker) unfollow(string)                            {}
 func (b localBroker) view(room string) (roomSnapshot, error)   { return b.h.snapshot(room), nil }
+func (b localBroker) rooms() ([]roomStat, error)               { return b.h.roomStats(), nil }
 func (localBroker) health() brokerHealth                       { return brokerHealth{kind: "local", up: true} }

@@ -57,8 +57,8 @@ type redisBroker struct {
 	done chan struct{}
 
 	mu        sync.Mutex
-	rooms     map[string]*followed
-	ps        *redis.PubSub // the subscription; nil while down
+	follows   map[string]*followed // by room
+	ps        *redis.PubSub        // the subscription; nil while down
 	waiters   map[string][]chan struct{}
 	up        bool
 	everUp    bool
@@ -86,7 +86,7 @@ func startRedisBroker(h *hub, url string, log *slog.Logger) (*redisBroker, error
 	opt.MaxRetries = -1 // a retried publish could be relayed twice
 	opt.ClientName = "wsx"
 	redis.SetLogger(quietRedisLog{})
-	b := &redisBroker{h: h, log: log, rdb: redis.NewClient(opt), addr: opt.Addr, rooms: make(map[string]*followed),
+	b := &redisBroker{h: h, log: log, rdb: redis.NewClient(opt), addr: opt.Addr, follows: make(map[string]*followed),
 		waiters: make(map[string][]chan struct{}), upCh: make(chan struct{}), done: make(chan struct{})}
 	b.ctx, b.stop = context.WithCancel(context.Background())
 	ctx, cancel := context.WithTimeout(b.ctx, redisTimeout)
@@ -206,8 +206,8 @@ func (b *redisBroker) run() {
 // fails, the subscription is closed and run tries again.
 func (b *redisBroker) restore(ps *redis.PubSub) {
 	b.mu.Lock()
-	rooms := make([]string, 0, len(b.rooms))
-	for name := range b.rooms {
+	rooms := make([]string, 0, len(b.follows))
+	for name := range b.follows {
 		rooms = append(rooms, name)
 	}
 	b.mu.Unlock()
@@ -343,15 +343,15 @@ func (b *redisBroker) unfollow(room string) {
 func (b *redisBroker) lockFollowed(room string) *followed {
 	for {
 		b.mu.Lock()
-		f := b.rooms[room]
+		f := b.follows[room]
 		if f == nil {
 			f = &followed{}
-			b.rooms[room] = f
+			b.follows[room] = f
 		}
 		b.mu.Unlock()
 		f.mu.Lock()
 		b.mu.Lock()
-		current := b.rooms[room] == f
+		current := b.follows[room] == f
 		b.mu.Unlock()
 		if current {
 			return f
@@ -363,8 +363,8 @@ func (b *redisBroker) lockFollowed(room string) *followed {
 // forget removes room's entry; the caller holds f.mu and f has no refs.
 func (b *redisBroker) forget(room string, f *followed) {
 	b.mu.Lock()
-	if b.rooms[room] == f {
-		delete(b.rooms, room)
+	if b.follows[room] == f {
+		delete(b.follows, room)
 	}
 	b.mu.Unlock()
 }
@@ -445,6 +445,44 @@ func (b *redisBroker) view(room string) (roomSnapshot, error) {
 	return snap, nil
 }
 
+// rooms lists the rooms that have clients on any process or messages, as
+// Redis has them: one pipelined round trip for all.
+func (b *redisBroker) rooms() ([]roomStat, error) {
+	if !b.isUp() {
+		return nil, errBackplaneDown
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, redisTimeout)
+	defer cancel()
+	names, err := b.rdb.SMembers(ctx, redisPrefix+"rooms").Result()
+	if err != nil {
+		return nil, fmt.Errorf("%w (%v)", errBackplaneDown, err)
+	}
+	clients := make([]*redis.IntCmd, len(names))
+	metas := make([]*redis.SliceCmd, len(names))
+	_, err = b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, name := range names {
+			clients[i] = p.HLen(ctx, roomKey(name)+":online")
+			metas[i] = p.HMGet(ctx, roomKey(name)+":meta", "seq", "epoch")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w (%v)", errBackplaneDown, err)
+	}
+	stats := make([]roomStat, 0, len(names))
+	for i, name := range names {
+		st := roomStat{name: name, clients: int(clients[i].Val())}
+		if meta := metas[i].Val(); len(meta) == 2 && meta[0] != nil {
+			st.seq, _ = strconv.ParseUint(fmt.Sprint(meta[0]), 10, 64)
+			st.epoch = fmt.Sprint(meta[1])
+		}
+		if st.clients > 0 || st.seq > 0 {
+			stats = append(stats, st)
+		}
+	}
+	return stats, nil
+}
+
 // publish numbers a message in Redis, or adds or removes a client from the
 // online list; every process's hub gets it through the room's channel.
 func (b *redisBroker) publish(m *chatMessage) (msgPlace, error) {
@@ -486,7 +524,7 @@ func (b *redisBroker) presence(ctx context.Context, kind int, room string, conn 
 	if kind == kindLeave {
 		op = "leave"
 	}
-	err := presenceScript.Run(ctx, b.rdb, []string{k + ":meta", k + ":online", k, b.instanceConnsKey()},
+	err := presenceScript.Run(ctx, b.rdb, []string{k + ":meta", k + ":online", k, b.instanceConnsKey(), redisPrefix + "rooms"},
 		op, conn, name, event, newEpoch(), room).Err()
 	if err != nil {
 		return fmt.Errorf("%w (%v)", errBackplaneDown, err)

@@ -8,7 +8,7 @@ import "github.com/redis/go-redis/v9"
 //	wsx:room:ROOM:meta       hash: epoch, seq (last message), pos (last event)
 //	wsx:room:ROOM:history    list: the last --history events, as published
 //	wsx:room:ROOM:online     hash: connection id → name, every process's clients
-//	wsx:rooms                set: the rooms that ever had a message
+//	wsx:rooms                set: the rooms that ever had a client or a message
 //	wsx:instances            sorted set: process number → last heartbeat (ms)
 //	wsx:instance:N:conns     hash: connection id → room, the clients of process N
 //	wsx:instance-seq         counter: process numbers
@@ -59,13 +59,15 @@ return {seq, e, receivers}
 // presenceScript adds a client to a room's online list or removes it, and
 // publishes the join or leave only if that changed the list: a leave made
 // twice (by the process and by a reaper) is told once. KEYS: meta, online,
-// channel, the process's clients. ARGV: "join" or "leave", connection id,
-// name, header, new epoch, room. Returns 1 if the list changed.
+// channel, the process's clients, rooms set. ARGV: "join" or "leave",
+// connection id, name, header, new epoch, room. Returns 1 if the list
+// changed.
 var presenceScript = redis.NewScript(luaEpoch + `
 local changed
 if ARGV[1] == 'join' then
   changed = redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
   redis.call('HSET', KEYS[4], ARGV[2], ARGV[6])
+  redis.call('SADD', KEYS[5], ARGV[6])
 else
   changed = redis.call('HDEL', KEYS[2], ARGV[2])
   redis.call('HDEL', KEYS[4], ARGV[2])

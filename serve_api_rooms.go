@@ -74,7 +74,11 @@ type roomSummary struct {
 
 // listRooms is GET /api/rooms: every room with clients or messages, by name.
 func (a *api) listRooms(w http.ResponseWriter, r *http.Request) {
-	stats := a.hub.roomStats()
+	stats, err := a.hub.broker.rooms()
+	if err != nil {
+		writeJSON(w, publishErrorStatus(err), apiError{err.Error()})
+		return
+	}
 	list := make([]roomSummary, 0, len(stats))
 	for _, st := range stats {
 		list = append(list, roomSummary{Room: st.name, Clients: st.clients, Seq: st.seq})
