@@ -85,7 +85,7 @@ func startRedisBroker(h *hub, url string, log *slog.Logger) (*redisBroker, error
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = redisTimeout, redisTimeout, redisTimeout
 	opt.MaxRetries = -1 // a retried publish could be relayed twice
 	opt.ClientName = "wsx"
-	redis.SetLogger(quietRedisLog{})
+	quietRedis.Do(func() { redis.SetLogger(quietRedisLog{}) })
 	b := &redisBroker{h: h, log: log, rdb: redis.NewClient(opt), addr: opt.Addr, follows: make(map[string]*followed),
 		waiters: make(map[string][]chan struct{}), upCh: make(chan struct{}), done: make(chan struct{})}
 	b.ctx, b.stop = context.WithCancel(context.Background())
@@ -664,7 +664,9 @@ func (b *redisBroker) setUp(rooms int) {
 }
 
 // quietRedisLog drops go-redis's own log lines: the broker logs outages
-// once, in wsx's format.
+// once, in wsx's format. It is set once, as go-redis's logger is global.
 type quietRedisLog struct{}
+
+var quietRedis sync.Once
 
 func (quietRedisLog) Printf(context.Context, string, ...any) {}
