@@ -43,8 +43,11 @@ const (
 // messages they missed that the history still holds) and adds its clients
 // to the online lists again.
 //
-// Locks: followed.mu (one room's follow and unfollow, held across network
-// I/O) → the hub's locks; b.mu is a leaf, never held across I/O.
+// Locks: followed.mu (one room's follow, unfollow, sync and resubscribe,
+// held across network I/O) → the hub's locks; b.mu is a leaf, never held
+// across I/O. Every change to a room's subscription or copy holds its
+// followed.mu, so that a room is subscribed and has a copy exactly while
+// it has members.
 type redisBroker struct {
 	h    *hub
 	log  *slog.Logger
@@ -214,10 +217,7 @@ func (b *redisBroker) restore(ps *redis.PubSub) {
 	err := b.subscribe(ps, b.probeChannel())
 	for _, room := range rooms {
 		if err == nil {
-			b.h.awaitRoom(room)
-			if err = b.subscribe(ps, roomKey(room)); err == nil {
-				err = b.sync(room)
-			}
+			err = b.refollow(ps, room)
 		}
 	}
 	if err == nil {
@@ -229,6 +229,22 @@ func (b *redisBroker) restore(ps *redis.PubSub) {
 	}
 	b.probeGot.Store(b.probeSent.Load())
 	b.setUp(len(rooms))
+}
+
+// refollow subscribes a new subscription to a followed room's channel and
+// syncs the room's copy; a room nobody follows any more is left alone.
+func (b *redisBroker) refollow(ps *redis.PubSub, room string) error {
+	f := b.lockFollowed(room)
+	defer f.mu.Unlock()
+	if f.refs == 0 {
+		b.forget(room, f)
+		return nil
+	}
+	b.h.awaitRoom(room)
+	if err := b.subscribe(ps, roomKey(room)); err != nil {
+		return err
+	}
+	return b.sync(room)
 }
 
 // receive applies the events of ps until it fails.
@@ -328,14 +344,17 @@ func (b *redisBroker) unfollow(room string) {
 	if f.refs--; f.refs > 0 {
 		return
 	}
-	b.forget(room, f)
-	b.h.dropRoom(room)
+	// Unsubscribe while the entry stands: a follow that comes meanwhile
+	// waits for f.mu, and its SUBSCRIBE then follows this UNSUBSCRIBE on
+	// the connection.
 	b.mu.Lock()
 	ps := b.ps
 	b.mu.Unlock()
 	if ps != nil {
 		ps.Unsubscribe(b.ctx, roomKey(room))
 	}
+	b.h.dropRoom(room)
+	b.forget(room, f)
 }
 
 // lockFollowed returns room's entry, made if need be, locked; never one
@@ -387,6 +406,12 @@ func (b *redisBroker) sync(room string) error {
 // resync syncs a room whose copy missed events; if Redis cannot answer,
 // the outage's restore does it.
 func (b *redisBroker) resync(room string) {
+	f := b.lockFollowed(room)
+	defer f.mu.Unlock()
+	if f.refs == 0 {
+		b.forget(room, f) // dropped meanwhile
+		return
+	}
 	if err := b.sync(room); err != nil {
 		b.log.Warn(fmt.Sprintf("Redis: room %s missed events and could not be synced: %v", room, err), "event", evWarn)
 	}
