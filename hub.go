@@ -175,6 +175,15 @@ func (h *hub) activeRooms() int {
 // the broker, and returns its place once it is in the room's order.
 func (h *hub) publish(m *chatMessage) (msgPlace, error) { return h.broker.publish(m) }
 
+// refused tells the sender of a message sent without waiting (broker.send)
+// that it was not relayed. Joins and leaves the broker could not take are
+// made when it is back.
+func (h *hub) refused(m *chatMessage, err error) {
+	if m.kind == kindMessage && m.sender != nil {
+		m.sender.refused(m.sender.conn, err)
+	}
+}
+
 // nextID returns a message id unique in this process and across restarts.
 func (h *hub) nextID() string { return h.idBase + strconv.FormatUint(h.ids.Add(1), 10) }
 
@@ -259,6 +268,11 @@ func (h *hub) join(c *member) error {
 	if err := h.broker.follow(c.room); err != nil {
 		return err
 	}
+	// The join is in the room's online list, on every process, before c
+	// is welcomed: a client welcomed after c sees it. c does not get its
+	// own join (its joinOrd is past it, or it is the sender).
+	join := &chatMessage{kind: kindJoin, room: c.room, from: c.name, fromConn: c.conn.id, sender: c, time: time.Now()}
+	_, joinErr := h.publish(join)
 	r := h.lockRoom(c.room)
 	c.joinOrd = h.ord.Load() // every event of the room so far is ≤ this
 	r.members[c] = struct{}{}
@@ -276,8 +290,12 @@ func (h *hub) join(c *member) error {
 	h.conns[c.conn.id] = c
 	h.connMu.Unlock()
 	r.mu.Unlock()
-	// A join the broker cannot take now is added when it is back.
-	h.publish(&chatMessage{kind: kindJoin, room: c.room, from: c.name, fromConn: c.conn.id, sender: c, time: time.Now()})
+	if joinErr != nil {
+		// The broker is down: the join is made again now that c is listed,
+		// so that either this or the broker's return (which adds every
+		// listed client) makes it. Joins are idempotent.
+		h.broker.send(join)
+	}
 	return nil
 }
 
@@ -293,6 +311,6 @@ func (h *hub) leave(c *member) {
 	h.forgetIfUnusedLocked(r)
 	r.mu.Unlock()
 	// A leave the broker cannot take now is made when it is back.
-	h.publish(&chatMessage{kind: kindLeave, room: c.room, from: c.name, fromConn: c.conn.id, sender: c, time: time.Now()})
+	h.broker.send(&chatMessage{kind: kindLeave, room: c.room, from: c.name, fromConn: c.conn.id, sender: c, time: time.Now()})
 	h.broker.unfollow(c.room)
 }

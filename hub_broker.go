@@ -16,6 +16,9 @@ type broker interface {
 	// returns an error and nobody gets it. A join or leave adds to or
 	// removes from the room's online list and has no place.
 	publish(m *chatMessage) (msgPlace, error)
+	// send publishes without waiting: if m is refused, the hub tells its
+	// sender (hub.refused). Events sent keep their order.
+	send(m *chatMessage)
 	// follow makes sure the hub's copy of a room — order, history, online
 	// list — is current and kept so until as many unfollows: it is called
 	// before a member joins, with no lock held, and may wait on the network.
@@ -68,8 +71,13 @@ var (
 type localBroker struct{ h *hub }
 
 func (b localBroker) publish(m *chatMessage) (msgPlace, error) { return b.h.deliver(m) }
-func (localBroker) follow(string) error                        { return nil }
-func (localBroker) unfollow(string)                            {}
-func (b localBroker) view(room string) (roomSnapshot, error)   { return b.h.snapshot(room), nil }
-func (b localBroker) rooms() ([]roomStat, error)               { return b.h.roomStats(), nil }
-func (localBroker) health() brokerHealth                       { return brokerHealth{kind: "local", up: true} }
+func (b localBroker) send(m *chatMessage) {
+	if _, err := b.h.deliver(m); err != nil {
+		b.h.refused(m, err)
+	}
+}
+func (localBroker) follow(string) error                      { return nil }
+func (localBroker) unfollow(string)                          {}
+func (b localBroker) view(room string) (roomSnapshot, error) { return b.h.snapshot(room), nil }
+func (b localBroker) rooms() ([]roomStat, error)             { return b.h.roomStats(), nil }
+func (localBroker) health() brokerHealth                     { return brokerHealth{kind: "local", up: true} }

@@ -162,9 +162,7 @@ func (c *member) message(conn *wsConn, op int, data []byte) {
 	if file != nil && op == websocket.BinaryMessage {
 		m.name, m.mime = file.name, file.mime
 	}
-	if _, err := c.hub.publish(m); err != nil {
-		c.refused(conn, err)
-	}
+	c.hub.broker.send(m)
 }
 
 // refused tells c that its message was not relayed: a JSON client gets an

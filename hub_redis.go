@@ -70,6 +70,11 @@ type redisBroker struct {
 	downSince time.Time
 
 	probeSent, probeGot atomic.Uint64
+
+	// The publish queue (hub_redis_publish.go); pubMu is a leaf.
+	pubMu    sync.Mutex
+	pubQueue []pubRequest
+	pubWake  chan struct{}
 }
 
 // followed is a room this process has members in.
@@ -90,7 +95,7 @@ func startRedisBroker(h *hub, url string, log *slog.Logger) (*redisBroker, error
 	opt.ClientName = "wsx"
 	quietRedis.Do(func() { redis.SetLogger(quietRedisLog{}) })
 	b := &redisBroker{h: h, log: log, rdb: redis.NewClient(opt), addr: opt.Addr, follows: make(map[string]*followed),
-		waiters: make(map[string][]chan struct{}), upCh: make(chan struct{}), done: make(chan struct{})}
+		waiters: make(map[string][]chan struct{}), upCh: make(chan struct{}), done: make(chan struct{}), pubWake: make(chan struct{}, 1)}
 	b.ctx, b.stop = context.WithCancel(context.Background())
 	ctx, cancel := context.WithTimeout(b.ctx, redisTimeout)
 	defer cancel()
@@ -169,6 +174,7 @@ func (b *redisBroker) isUp() bool {
 func (b *redisBroker) run() {
 	defer close(b.done)
 	go b.beat()
+	go b.publishLoop()
 	backoff := backoffMin
 	for b.ctx.Err() == nil {
 		ctx, cancel := context.WithTimeout(b.ctx, redisTimeout)
@@ -214,7 +220,12 @@ func (b *redisBroker) restore(ps *redis.PubSub) {
 		rooms = append(rooms, name)
 	}
 	b.mu.Unlock()
-	err := b.subscribe(ps, b.probeChannel())
+	ctx, cancel := context.WithTimeout(b.ctx, redisTimeout)
+	defer cancel()
+	err := b.loadScripts(ctx)
+	if err == nil {
+		err = b.subscribe(ps, b.probeChannel())
+	}
 	for _, room := range rooms {
 		if err == nil {
 			err = b.refollow(ps, room)
@@ -506,40 +517,6 @@ func (b *redisBroker) rooms() ([]roomStat, error) {
 		}
 	}
 	return stats, nil
-}
-
-// publish numbers a message in Redis, or adds or removes a client from the
-// online list; every process's hub gets it through the room's channel.
-func (b *redisBroker) publish(m *chatMessage) (msgPlace, error) {
-	if !b.isUp() {
-		return msgPlace{}, errBackplaneDown
-	}
-	ctx, cancel := context.WithTimeout(b.ctx, redisTimeout)
-	defer cancel()
-	k := roomKey(m.room)
-	if m.kind != kindMessage {
-		return msgPlace{}, b.presence(ctx, m.kind, m.room, m.fromConn, m.from, encodeRedisEvent(m))
-	}
-	if m.id == "" {
-		m.id = b.h.nextID()
-	}
-	skip := ""
-	if m.exclude != 0 {
-		skip = strconv.FormatUint(m.exclude, 10)
-	} else if m.fromConn != 0 && !b.h.cfg.includeSelf {
-		skip = strconv.FormatUint(m.fromConn, 10)
-	}
-	res, err := publishScript.Run(ctx, b.rdb, []string{k + ":meta", k + ":history", k + ":online", k, redisPrefix + "rooms"},
-		encodeRedisEvent(m), b.h.cfg.history, newEpoch(), skip, m.room).Slice()
-	if err == nil && len(res) != 3 {
-		err = errBadEvent
-	}
-	if err != nil {
-		return msgPlace{}, fmt.Errorf("%w (%v)", errBackplaneDown, err)
-	}
-	seq, _ := res[0].(int64)
-	receivers, _ := res[2].(int64)
-	return msgPlace{id: m.id, seq: uint64(seq), epoch: fmt.Sprint(res[1]), receivers: int(max(receivers, 0))}, nil
 }
 
 // presence runs the join or leave of a client.
