@@ -4,8 +4,8 @@ import "time"
 
 // Pacing of the poller's rounds under load. A busy round, with paceEvents
 // ready sockets or more, or deliveries arriving at paceRate per second or
-// more, that took less than pacePeriod is followed by a sleep for the rest
-// of it, so that more arrives per read: under load each socket read then
+// more (over pacePeriod at least), that took less than pacePeriod is
+// followed by a sleep for the rest of it, so that more arrives per read: under load each socket read then
 // carries many messages, which leaves the CPU to the server under test.
 // It adds at most pacePeriod to measured latencies, and only under load;
 // at lower rates (an echo's round trips) rounds are not paced, so their
@@ -87,7 +87,7 @@ func (pr *pollReader) stop() {
 // pacePeriod.
 func (pr *pollReader) pace() {
 	count, elapsed := pr.received.Load(), time.Since(pr.roundStart)
-	busy := pr.events >= paceEvents || float64(count-pr.lastCount) >= paceRate*elapsed.Seconds()
+	busy := paceBusy(pr.events, count-pr.lastCount, elapsed)
 	pr.events = 0
 	if busy {
 		if d := pacePeriod - elapsed; d > 0 {
@@ -95,4 +95,12 @@ func (pr *pollReader) pace() {
 		}
 	}
 	pr.roundStart, pr.lastCount = time.Now(), count
+}
+
+// paceBusy reports whether a round with events ready sockets that brought
+// delivered deliveries in elapsed is load. The rate is taken over at least
+// pacePeriod: a short round that caught a few echo replies at once is not
+// load, and sleeping after it would add a pacePeriod to every round trip.
+func paceBusy(events int, delivered int64, elapsed time.Duration) bool {
+	return events >= paceEvents || float64(delivered) >= paceRate*max(elapsed, pacePeriod).Seconds()
 }

@@ -339,3 +339,27 @@ func TestBenchProgressLine(t *testing.T) {
 		t.Errorf("stdout %q: the progress line belongs on stderr", stdout.String())
 	}
 }
+
+// TestBenchPaceBusy: the poller sleeps after rounds under load only; a
+// short round that caught a few echo replies is not load (sleeping after
+// it once cut echo round trips to a third).
+func TestBenchPaceBusy(t *testing.T) {
+	for _, tc := range []struct {
+		events    int
+		delivered int64
+		elapsed   time.Duration
+		want      bool
+	}{
+		{3, 3, 10 * time.Microsecond, false},   // a few replies at once
+		{50, 50, 20 * time.Microsecond, false}, // every echo connection in one round
+		{paceEvents, paceEvents, 50 * time.Microsecond, true},
+		{10, 300, 100 * time.Microsecond, true}, // 300 deliveries in under a period
+		{10, 150, 100 * time.Microsecond, false},
+		{10, 2000, 5 * time.Millisecond, true}, // 400,000/s
+		{10, 500, 5 * time.Millisecond, false}, // 100,000/s
+	} {
+		if got := paceBusy(tc.events, tc.delivered, tc.elapsed); got != tc.want {
+			t.Errorf("paceBusy(%d events, %d deliveries, %v) = %v, want %v", tc.events, tc.delivered, tc.elapsed, got, tc.want)
+		}
+	}
+}
