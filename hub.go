@@ -85,14 +85,16 @@ type hub struct {
 	rooms map[string]*room
 
 	// connMu guards conns, the local members by connection id, for the
-	// API and for resolving a publish's ?exclude=.
-	connMu sync.Mutex
-	conns  map[uint64]*member
+	// API and for resolving a publish's ?exclude=, and joining, those whose
+	// join is on its way to the broker.
+	connMu  sync.Mutex
+	conns   map[uint64]*member
+	joining map[uint64]*member
 }
 
 // newHub returns a hub with n shards and the history loaded from the store.
 func newHub(cfg hubConfig, log *slog.Logger, st *store, loaded []*chatMessage, n int) *hub {
-	h := &hub{cfg: cfg, log: log, store: st, rooms: make(map[string]*room), conns: make(map[uint64]*member),
+	h := &hub{cfg: cfg, log: log, store: st, rooms: make(map[string]*room), conns: make(map[uint64]*member), joining: make(map[uint64]*member),
 		idBase: strconv.FormatInt(time.Now().UnixMilli(), 36) + "-", epoch: newEpoch()}
 	h.broker = localBroker{h}
 	for range max(n, 1) {
@@ -260,6 +262,21 @@ func (h *hub) localMembers() []*member {
 	return list
 }
 
+// presentMembers returns the members of this process that belong in the
+// online lists: the local members and those joining.
+func (h *hub) presentMembers() []*member {
+	h.connMu.Lock()
+	defer h.connMu.Unlock()
+	list := make([]*member, 0, len(h.conns)+len(h.joining))
+	for _, c := range h.conns {
+		list = append(list, c)
+	}
+	for _, c := range h.joining {
+		list = append(list, c)
+	}
+	return list
+}
+
 // join adds a client to its room: the client gets the welcome and the
 // history (or, resuming, the messages it missed), then every message after
 // them, none twice and none missed. It fails only when the broker cannot
@@ -270,9 +287,13 @@ func (h *hub) join(c *member) error {
 	}
 	// The join is in the room's online list, on every process, before c
 	// is welcomed: a client welcomed after c sees it. c does not get its
-	// own join (its joinOrd is past it, or it is the sender).
-	join := &chatMessage{kind: kindJoin, room: c.room, from: c.name, fromConn: c.conn.id, sender: c, time: time.Now()}
-	_, joinErr := h.publish(join)
+	// own join (its joinOrd is past it, or it is the sender). Meanwhile c
+	// is joining, so that a rebuild of the online lists keeps it; a join
+	// the broker cannot take now is made by such a rebuild.
+	h.connMu.Lock()
+	h.joining[c.conn.id] = c
+	h.connMu.Unlock()
+	h.publish(&chatMessage{kind: kindJoin, room: c.room, from: c.name, fromConn: c.conn.id, sender: c, time: time.Now()})
 	r := h.lockRoom(c.room)
 	c.joinOrd = h.ord.Load() // every event of the room so far is ≤ this
 	r.members[c] = struct{}{}
@@ -288,14 +309,9 @@ func (h *hub) join(c *member) error {
 	c.shard.add(c)
 	h.connMu.Lock()
 	h.conns[c.conn.id] = c
+	delete(h.joining, c.conn.id)
 	h.connMu.Unlock()
 	r.mu.Unlock()
-	if joinErr != nil {
-		// The broker is down: the join is made again now that c is listed,
-		// so that either this or the broker's return (which adds every
-		// listed client) makes it. Joins are idempotent.
-		h.broker.send(join)
-	}
 	return nil
 }
 

@@ -65,7 +65,16 @@ var (
 	// errBackplaneDown is returned while Redis cannot be reached: nothing
 	// is relayed rather than relayed to part of the room.
 	errBackplaneDown = errors.New("the backplane (Redis) is unreachable: message not relayed")
+	// errBackplaneBusy is returned while more events wait for Redis than
+	// it is given to hold (maxPublishQueue).
+	errBackplaneBusy = errors.New("the backplane (Redis) cannot keep up: message not relayed")
 )
+
+// backplaneUnavailable reports whether err says the backplane could not
+// take a message now, so that a later try may succeed.
+func backplaneUnavailable(err error) bool {
+	return errors.Is(err, errBackplaneDown) || errors.Is(err, errBackplaneBusy)
+}
 
 // localBroker delivers straight to the one hub of this process.
 type localBroker struct{ h *hub }

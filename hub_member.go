@@ -178,7 +178,7 @@ func (c *member) refused(conn *wsConn, err error) {
 		c.sendError(code, err.Error())
 		return
 	}
-	if errors.Is(err, errBackplaneDown) {
+	if backplaneUnavailable(err) {
 		c.cut.CompareAndSwap(0, cutUnavailable+1)
 		conn.closeWith(websocket.CloseTryAgainLater, "backplane unavailable", closeGrace)
 	}
@@ -227,7 +227,10 @@ func (c *member) frameIndex() int {
 // sendError sends a JSON client an error event.
 func (c *member) sendError(code, msg string) {
 	b, _ := json.Marshal(errorEvent{Event: "error", Code: code, Message: msg})
-	if c.conn.send(websocket.TextMessage, nil, b) == nil {
+	// Queued, not written here: the caller may be the broker's publish
+	// loop, which must not wait on one client's socket.
+	if c.conn.enqueue(encodeFrame(websocket.TextMessage, b, c.conn.deflate)) {
+		c.conn.flushAsync()
 		c.addOut(1)
 	}
 }

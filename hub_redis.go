@@ -72,9 +72,15 @@ type redisBroker struct {
 	probeSent, probeGot atomic.Uint64
 
 	// The publish queue (hub_redis_publish.go); pubMu is a leaf.
-	pubMu    sync.Mutex
-	pubQueue []pubRequest
-	pubWake  chan struct{}
+	pubMu     sync.Mutex
+	pubQueue  []pubRequest
+	pubClosed bool // the loop has ended: nothing more is queued
+	pubWake   chan struct{}
+	pubDone   chan struct{} // closed when the loop has ended
+
+	// presenceDirty: a join or leave was refused, so the online lists
+	// are rebuilt at the next heartbeat.
+	presenceDirty atomic.Bool
 }
 
 // followed is a room this process has members in.
@@ -95,7 +101,8 @@ func startRedisBroker(h *hub, url string, log *slog.Logger) (*redisBroker, error
 	opt.ClientName = "wsx"
 	quietRedis.Do(func() { redis.SetLogger(quietRedisLog{}) })
 	b := &redisBroker{h: h, log: log, rdb: redis.NewClient(opt), addr: opt.Addr, follows: make(map[string]*followed),
-		waiters: make(map[string][]chan struct{}), upCh: make(chan struct{}), done: make(chan struct{}), pubWake: make(chan struct{}, 1)}
+		waiters: make(map[string][]chan struct{}), upCh: make(chan struct{}), done: make(chan struct{}), pubWake: make(chan struct{}, 1),
+		pubDone: make(chan struct{})}
 	b.ctx, b.stop = context.WithCancel(context.Background())
 	ctx, cancel := context.WithTimeout(b.ctx, redisTimeout)
 	defer cancel()
@@ -128,8 +135,9 @@ func checkRedisURL(url string) error {
 // are unique across processes.
 func (b *redisBroker) connIDBase() uint64 { return b.inst * connIDsPerProc }
 
-// close leaves Redis: the clients have left by now; the process leaves
-// the instances set so that nobody reaps it.
+// close leaves Redis: the clients have left by now, and whatever of their
+// leaves did not reach Redis is made here, one leave each, before the
+// process leaves the instances set (after which nobody would reap them).
 func (b *redisBroker) close() {
 	b.stop()
 	b.mu.Lock()
@@ -138,8 +146,12 @@ func (b *redisBroker) close() {
 	}
 	b.mu.Unlock()
 	<-b.done
+	<-b.pubDone
 	ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
 	defer cancel()
+	if err := b.rebuildPresence(ctx, nil); err != nil {
+		b.log.Warn("Redis: the online lists could not be updated on the way out: "+err.Error(), "event", evWarn)
+	}
 	b.rdb.ZRem(ctx, redisPrefix+"instances", b.inst)
 	b.rdb.Del(ctx, b.instanceConnsKey())
 	b.rdb.Close()
@@ -174,7 +186,10 @@ func (b *redisBroker) isUp() bool {
 func (b *redisBroker) run() {
 	defer close(b.done)
 	go b.beat()
-	go b.publishLoop()
+	go func() {
+		defer close(b.pubDone)
+		b.publishLoop()
+	}()
 	backoff := backoffMin
 	for b.ctx.Err() == nil {
 		ctx, cancel := context.WithTimeout(b.ctx, redisTimeout)
@@ -575,22 +590,25 @@ func (b *redisBroker) heartbeat(always bool) error {
 	if len(res) == 2 && res[1] > 0 {
 		b.log.Info(fmt.Sprintf("Redis: %d client%s of stopped processes left their rooms", res[1], plural(res[1])), "event", evBackplane)
 	}
-	if always || (len(res) == 2 && res[0] == 1) {
-		return b.rebuildPresence(ctx)
+	if dirty := b.presenceDirty.Swap(false); always || dirty || (len(res) == 2 && res[0] == 1) {
+		if err := b.rebuildPresence(ctx, b.h.presentMembers()); err != nil {
+			b.presenceDirty.Store(true)
+			return err
+		}
 	}
 	return nil
 }
 
-// rebuildPresence makes the online lists say what this process has: its
-// clients that left while Redis could not be told leave now, and those
-// missing join.
-func (b *redisBroker) rebuildPresence(ctx context.Context) error {
+// rebuildPresence makes the online lists say that this process has the
+// clients present: its clients that left while Redis could not be told
+// leave now, and those missing join.
+func (b *redisBroker) rebuildPresence(ctx context.Context, present []*member) error {
 	listed, err := b.rdb.HGetAll(ctx, b.instanceConnsKey()).Result()
 	if err != nil {
 		return fmt.Errorf("online lists: %w", err)
 	}
 	local := make(map[string]*member)
-	for _, c := range b.h.localMembers() {
+	for _, c := range present {
 		local[strconv.FormatUint(c.conn.id, 10)] = c
 	}
 	for id, room := range listed {

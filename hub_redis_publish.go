@@ -57,10 +57,10 @@ func (b *redisBroker) enqueue(r pubRequest) {
 	up := b.isUp()
 	b.pubMu.Lock()
 	switch {
-	case !up:
+	case !up || b.pubClosed:
 		err = errBackplaneDown
 	case len(b.pubQueue) >= maxPublishQueue:
-		err = fmt.Errorf("%w (%d events waiting for it)", errBackplaneDown, len(b.pubQueue))
+		err = fmt.Errorf("%w (%d events waiting for it)", errBackplaneBusy, len(b.pubQueue))
 	default:
 		b.pubQueue = append(b.pubQueue, r)
 	}
@@ -76,8 +76,12 @@ func (b *redisBroker) enqueue(r pubRequest) {
 }
 
 // finish reports an event's outcome: to the waiting caller, or, for a
-// refused message of a client, to the client.
+// refused message of a client, to the client. A refused join or leave
+// marks the online lists for a rebuild at the next heartbeat.
 func (b *redisBroker) finish(r pubRequest, place msgPlace, err error) {
+	if err != nil && r.m.kind != kindMessage {
+		b.presenceDirty.Store(true)
+	}
 	switch {
 	case r.done != nil:
 		r.done <- pubResult{place, err}
@@ -94,7 +98,7 @@ func (b *redisBroker) publishLoop() {
 		select {
 		case <-b.ctx.Done():
 			b.pubMu.Lock()
-			batch, b.pubQueue = b.pubQueue, nil
+			batch, b.pubQueue, b.pubClosed = b.pubQueue, nil, true
 			b.pubMu.Unlock()
 			for _, r := range batch {
 				b.finish(r, msgPlace{}, errBackplaneDown)
@@ -123,13 +127,25 @@ func (b *redisBroker) runPipeline(reqs []pubRequest) {
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, redisTimeout)
 	defer cancel()
-	cmds := make([]*redis.Cmd, len(reqs))
-	b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, r := range reqs {
-			cmds[i] = b.eval(ctx, p, r.m)
+	cmds := b.pipeline(ctx, reqs)
+	// Redis forgets the scripts when it restarts or is told to (SCRIPT
+	// FLUSH), and a pipelined EVALSHA does not fall back to EVAL: load
+	// them and send again what they refused, which did not run.
+	var again []int
+	for i, cmd := range cmds {
+		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			again = append(again, i)
 		}
-		return nil
-	})
+	}
+	if len(again) > 0 && b.loadScripts(ctx) == nil {
+		retry := make([]pubRequest, len(again))
+		for j, i := range again {
+			retry[j] = reqs[i]
+		}
+		for j, cmd := range b.pipeline(ctx, retry) {
+			cmds[again[j]] = cmd
+		}
+	}
 	for i, r := range reqs {
 		place, err := b.result(r.m, cmds[i])
 		if err != nil {
@@ -137,6 +153,18 @@ func (b *redisBroker) runPipeline(reqs []pubRequest) {
 		}
 		b.finish(r, place, err)
 	}
+}
+
+// pipeline sends the scripts of reqs in one round trip.
+func (b *redisBroker) pipeline(ctx context.Context, reqs []pubRequest) []*redis.Cmd {
+	cmds := make([]*redis.Cmd, len(reqs))
+	b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, r := range reqs {
+			cmds[i] = b.eval(ctx, p, r.m)
+		}
+		return nil
+	})
+	return cmds
 }
 
 // eval queues the script of m's kind on p. The scripts are loaded when the

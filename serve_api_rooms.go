@@ -59,7 +59,7 @@ func (a *api) publishToRoom(w http.ResponseWriter, r *http.Request) {
 // publishErrorStatus is the HTTP status of a failed publish or view: 503
 // while the backplane is down, so that the caller retries later.
 func publishErrorStatus(err error) int {
-	if errors.Is(err, errBackplaneDown) {
+	if backplaneUnavailable(err) {
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

@@ -353,6 +353,94 @@ func TestRedisKilledProcessLeaves(t *testing.T) {
 	}
 }
 
+// TestRedisStoppedProcessLeaves stops a process gracefully while Redis is
+// busy, so that its clients' leaves cannot go out before it stops: they
+// leave the other processes' online lists at once anyway (not after the
+// 9 s of a crash, nor never), each with one leave event.
+func TestRedisStoppedProcessLeaves(t *testing.T) {
+	r := startRedis(t)
+	srv := redisServe(t, r, 2)
+	watcher, _ := jsonClient(t, srv[0].url+"g?name=alice", nil)
+	gone := map[uint64]bool{}
+	var last *websocket.Conn
+	for _, name := range []string{"bob", "carol"} {
+		c, w := jsonClient(t, srv[1].url+"g?name="+name, nil)
+		gone[w.You.Conn] = true
+		last = c
+		nextEvent(t, watcher, "join")
+		go func() { // answers the server's close, as a browser would
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	// A script keeps Redis busy for 0.5 s: a message of carol's waits for
+	// it, and the leaves queue behind.
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port)})
+	defer rdb.Close()
+	busy := make(chan error, 1)
+	go func() {
+		busy <- rdb.Eval(context.Background(), `local t = redis.call('TIME')
+local start = t[1] * 1e6 + t[2]
+repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] - start > 500000
+return 1`, nil).Err()
+	}()
+	time.Sleep(50 * time.Millisecond)
+	last.WriteMessage(websocket.TextMessage, []byte("just before the stop"))
+	time.Sleep(50 * time.Millisecond)
+	stopped := time.Now()
+	srv[1].stop()
+	if err := <-busy; err != nil {
+		t.Fatal(err)
+	}
+	left := map[uint64]int{}
+	watcher.SetReadDeadline(stopped.Add(3 * time.Second)) // well before a reaper would act
+	for len(left) < len(gone) {
+		_, data, err := watcher.ReadMessage()
+		if err != nil {
+			t.Fatalf("leaves %v of %v within 3 s of a graceful stop: %v", left, gone, err)
+		}
+		var e noticeEvent
+		if json.Unmarshal(data, &e); e.Event == "leave" {
+			left[e.Conn]++
+		}
+	}
+	for id := range gone {
+		if left[id] != 1 {
+			t.Errorf("%d leave events for connection %d, want 1", left[id], id)
+		}
+	}
+	_, w := jsonClient(t, srv[0].url+"g?name=dave", nil)
+	if len(w.Online) != 2 {
+		t.Errorf("online after the stop: %v, want alice and dave", w.Online)
+	}
+}
+
+// TestRedisScriptFlush: Redis forgets its scripts (SCRIPT FLUSH, or a
+// restart the subscription did not notice); messages are still relayed.
+func TestRedisScriptFlush(t *testing.T) {
+	r := startRedis(t)
+	srv := redisServe(t, r, 2)
+	a, _ := jsonClient(t, srv[0].url+"f", nil)
+	b, _ := jsonClient(t, srv[1].url+"f", nil)
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port)})
+	defer rdb.Close()
+	if err := rdb.ScriptFlush(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		text := fmt.Sprintf("after flush %d", i)
+		a.WriteMessage(websocket.TextMessage, []byte(text))
+		var m messageEvent
+		json.Unmarshal(nextEvent(t, b, "message"), &m)
+		if m.Data != text {
+			t.Fatalf("got %+v, want %q", m, text)
+		}
+	}
+}
+
 // getJSON fetches url and decodes its JSON body into v, returning the status.
 func getJSON(t *testing.T, url string, v any) int {
 	t.Helper()
