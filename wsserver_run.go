@@ -9,14 +9,27 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
 
-// The server's life: listening and the start line, keepalive pings, and
-// the graceful shutdown that closes every connection with 1001.
+// The server's life: listening and the start line, keepalive pings,
+// memory returned after bursts of connects, and the graceful shutdown that
+// closes every connection with 1001.
+
+// After a burst of at least trimAfter connects, followed by a trimInterval
+// without one, the garbage of the handshakes (each leaves about 10 kB: the
+// HTTP server's buffers, the request, gorilla's upgrade) is collected and
+// its memory given back to the system at once, rather than held by the
+// heap until the next collection and the runtime's slow scavenger: what
+// stays is what the connections hold.
+const (
+	trimAfter    = 1000
+	trimInterval = time.Second
+)
 
 // keepalive pings every connection each interval and drops those from which
 // nothing arrived for two intervals. It returns when ctx is done.
@@ -41,6 +54,28 @@ func (s *wsServer) keepalive(ctx context.Context, interval time.Duration) {
 				c.flushAsync()
 			}
 		}
+	}
+}
+
+// trimMemory returns memory with trim (debug.FreeOSMemory) after bursts
+// of connects, looking every interval, until ctx is done.
+func (s *wsServer) trimMemory(ctx context.Context, interval time.Duration, trim func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	trimmed := s.nextID.Load()
+	last := trimmed
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n := s.nextID.Load()
+		if n == last && n-trimmed >= trimAfter {
+			trim()
+			trimmed = n
+		}
+		last = n
 	}
 }
 
@@ -134,6 +169,7 @@ func runWSServer(ctx context.Context, cfg wsServerConfig, s *wsServer, handler h
 	if cfg.pingInterval > 0 {
 		go s.keepalive(keepaliveCtx, cfg.pingInterval)
 	}
+	go s.trimMemory(keepaliveCtx, trimInterval, debug.FreeOSMemory)
 	guardDone := make(chan struct{})
 	go func() { defer close(guardDone); guard.report(keepaliveCtx, s.log, guardInterval) }()
 	defer func() { stopKeepalive(); <-guardDone }()
