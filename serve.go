@@ -15,7 +15,7 @@ import (
 // Defaults of the serve flags.
 const (
 	defaultHistory       = 50
-	defaultFlushInterval = 4 * time.Millisecond
+	defaultFlushInterval = 8 * time.Millisecond
 	lobby                = "lobby" // the room of "/"
 
 	// serveGCPercent is the GC target of wsx serve unless GOGC is set. Its
