@@ -52,6 +52,22 @@ func startRedis(t *testing.T) *redisServer {
 
 func (r *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
 
+// client returns a client of r, closed when the test ends.
+func (r *redisServer) client() *redis.Client {
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port)})
+	r.t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// expectOnline joins url as a JSON client and checks that its welcome
+// lists want clients, itself included.
+func expectOnline(t *testing.T, url string, want int, who string) {
+	t.Helper()
+	if _, w := jsonClient(t, url, nil); len(w.Online) != want {
+		t.Errorf("online %v, want %s", w.Online, who)
+	}
+}
+
 // start starts redis-server on r's port and waits until it answers.
 func (r *redisServer) start() {
 	r.t.Helper()
@@ -347,10 +363,7 @@ func TestRedisKilledProcessLeaves(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	_, w := jsonClient(t, survivors[0].url+"k", nil)
-	if len(w.Online) != 3 {
-		t.Errorf("online after the kill: %v, want the 2 watchers and the newcomer", w.Online)
-	}
+	expectOnline(t, survivors[0].url+"k", 3, "the 2 watchers and the newcomer after the kill")
 }
 
 // TestRedisStoppedProcessLeaves stops a process gracefully while Redis is
@@ -378,8 +391,7 @@ func TestRedisStoppedProcessLeaves(t *testing.T) {
 	}
 	// A script keeps Redis busy for 0.5 s: a message of carol's waits for
 	// it, and the leaves queue behind.
-	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port)})
-	defer rdb.Close()
+	rdb := r.client()
 	busy := make(chan error, 1)
 	go func() {
 		busy <- rdb.Eval(context.Background(), `local t = redis.call('TIME')
@@ -412,10 +424,7 @@ return 1`, nil).Err()
 			t.Errorf("%d leave events for connection %d, want 1", left[id], id)
 		}
 	}
-	_, w := jsonClient(t, srv[0].url+"g?name=dave", nil)
-	if len(w.Online) != 2 {
-		t.Errorf("online after the stop: %v, want alice and dave", w.Online)
-	}
+	expectOnline(t, srv[0].url+"g?name=dave", 2, "alice and dave after the stop")
 }
 
 // TestRedisScriptFlush: Redis forgets its scripts (SCRIPT FLUSH, or a
@@ -425,8 +434,7 @@ func TestRedisScriptFlush(t *testing.T) {
 	srv := redisServe(t, r, 2)
 	a, _ := jsonClient(t, srv[0].url+"f", nil)
 	b, _ := jsonClient(t, srv[1].url+"f", nil)
-	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port)})
-	defer rdb.Close()
+	rdb := r.client()
 	if err := rdb.ScriptFlush(context.Background()).Err(); err != nil {
 		t.Fatal(err)
 	}
