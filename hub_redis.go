@@ -149,7 +149,7 @@ func (b *redisBroker) close() {
 	<-b.pubDone
 	ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
 	defer cancel()
-	if err := b.rebuildPresence(ctx, nil); err != nil {
+	if err := b.rebuildPresence(context.Background(), true); err != nil {
 		b.log.Warn("Redis: the online lists could not be updated on the way out: "+err.Error(), "event", evWarn)
 	}
 	b.rdb.ZRem(ctx, redisPrefix+"instances", b.inst)
@@ -534,8 +534,10 @@ func (b *redisBroker) rooms() ([]roomStat, error) {
 	return stats, nil
 }
 
-// presence runs the join or leave of a client.
+// presence runs the join or leave of a client, within redisTimeout.
 func (b *redisBroker) presence(ctx context.Context, kind int, room string, conn uint64, name, event string) error {
+	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
+	defer cancel()
 	k := roomKey(room)
 	op := "join"
 	if kind == kindLeave {
@@ -590,22 +592,41 @@ func (b *redisBroker) heartbeat(always bool) error {
 	if len(res) == 2 && res[1] > 0 {
 		b.log.Info(fmt.Sprintf("Redis: %d client%s of stopped processes left their rooms", res[1], plural(res[1])), "event", evBackplane)
 	}
-	if dirty := b.presenceDirty.Swap(false); always || dirty || (len(res) == 2 && res[0] == 1) {
-		if err := b.rebuildPresence(ctx, b.h.presentMembers()); err != nil {
-			b.presenceDirty.Store(true)
-			return err
-		}
+	dirty := b.presenceDirty.Swap(false)
+	switch {
+	case always:
+		// A new subscription: the publish loop refuses everything until the
+		// broker is up, so the rebuild runs here.
+		err = b.rebuildPresence(b.ctx, false)
+	case dirty || (len(res) == 2 && res[0] == 1):
+		err = b.queueRebuild()
+	}
+	if err != nil {
+		// Not a reason to drop the subscription: the next heartbeat tries
+		// again.
+		b.presenceDirty.Store(true)
+		b.log.Warn("Redis: the online lists could not be rebuilt yet: "+err.Error(), "event", evWarn)
 	}
 	return nil
 }
 
-// rebuildPresence makes the online lists say that this process has the
-// clients present: its clients that left while Redis could not be told
-// leave now, and those missing join.
-func (b *redisBroker) rebuildPresence(ctx context.Context, present []*member) error {
+// rebuildPresence makes the online lists say what this process has: its
+// clients that left while Redis could not be told leave now, and those
+// missing join; with everyoneLeaves (the process is stopping), every
+// client listed leaves. The clients present are taken after Redis's list,
+// so that a client that joins or leaves meanwhile is seen as it is now
+// (joins and leaves are idempotent). Each call to Redis has its own
+// timeout, so that a long rebuild is not cut short.
+func (b *redisBroker) rebuildPresence(parent context.Context, everyoneLeaves bool) error {
+	ctx, cancel := context.WithTimeout(parent, redisTimeout)
 	listed, err := b.rdb.HGetAll(ctx, b.instanceConnsKey()).Result()
+	cancel()
 	if err != nil {
 		return fmt.Errorf("online lists: %w", err)
+	}
+	var present []*member
+	if !everyoneLeaves {
+		present = b.h.presentMembers()
 	}
 	local := make(map[string]*member)
 	for _, c := range present {
@@ -615,7 +636,7 @@ func (b *redisBroker) rebuildPresence(ctx context.Context, present []*member) er
 		if c := local[id]; c == nil || c.room != room {
 			conn, _ := strconv.ParseUint(id, 10, 64)
 			ev := encodeRedisEvent(&chatMessage{kind: kindLeave, room: room, fromConn: conn, time: time.Now()})
-			if err := b.presence(ctx, kindLeave, room, conn, "", ev); err != nil {
+			if err := b.presence(parent, kindLeave, room, conn, "", ev); err != nil {
 				return err
 			}
 		}
@@ -625,7 +646,7 @@ func (b *redisBroker) rebuildPresence(ctx context.Context, present []*member) er
 			continue
 		}
 		ev := encodeRedisEvent(&chatMessage{kind: kindJoin, room: c.room, from: c.name, fromConn: c.conn.id, time: c.joined})
-		if err := b.presence(ctx, kindJoin, c.room, c.conn.id, c.name, ev); err != nil {
+		if err := b.presence(parent, kindJoin, c.room, c.conn.id, c.name, ev); err != nil {
 			return err
 		}
 	}

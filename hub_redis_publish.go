@@ -25,10 +25,13 @@ const (
 // instead of waiting a round trip per message, and a client's events keep
 // their order (join, messages, leave).
 
-// pubRequest is one queued event; done, if set, gets its outcome.
+// pubRequest is one queued event, or (rebuild) a rebuild of the online
+// lists, which then runs in order with the joins and leaves around it;
+// done, if set, gets its outcome.
 type pubRequest struct {
-	m    *chatMessage
-	done chan<- pubResult
+	m       *chatMessage
+	rebuild bool
+	done    chan<- pubResult
 }
 
 type pubResult struct {
@@ -47,10 +50,18 @@ func (b *redisBroker) publish(m *chatMessage) (msgPlace, error) {
 // send queues m; a message that Redis refuses is reported to its sender.
 func (b *redisBroker) send(m *chatMessage) { b.enqueue(pubRequest{m: m}) }
 
+// queueRebuild rebuilds the online lists from the publish loop, after the
+// joins and leaves queued before it, and waits for it.
+func (b *redisBroker) queueRebuild() error {
+	done := make(chan pubResult, 1)
+	b.enqueue(pubRequest{rebuild: true, done: done})
+	return (<-done).err
+}
+
 // enqueue adds r to the queue, or fails it at once while Redis is down or
 // the queue is full.
 func (b *redisBroker) enqueue(r pubRequest) {
-	if r.m.kind == kindMessage && r.m.id == "" {
+	if r.m != nil && r.m.kind == kindMessage && r.m.id == "" {
 		r.m.id = b.h.nextID()
 	}
 	var err error
@@ -79,7 +90,7 @@ func (b *redisBroker) enqueue(r pubRequest) {
 // refused message of a client, to the client. A refused join or leave
 // marks the online lists for a rebuild at the next heartbeat.
 func (b *redisBroker) finish(r pubRequest, place msgPlace, err error) {
-	if err != nil && r.m.kind != kindMessage {
+	if err != nil && (r.rebuild || r.m.kind != kindMessage) {
 		b.presenceDirty.Store(true)
 	}
 	switch {
@@ -109,8 +120,18 @@ func (b *redisBroker) publishLoop() {
 		b.pubMu.Lock()
 		batch, b.pubQueue = b.pubQueue, batch[:0]
 		b.pubMu.Unlock()
-		for i := 0; i < len(batch); i += maxPipeline {
-			b.runPipeline(batch[i:min(i+maxPipeline, len(batch))])
+		for rest := batch; len(rest) > 0; {
+			if rest[0].rebuild {
+				b.finish(rest[0], msgPlace{}, b.rebuildPresence(b.ctx, false))
+				rest = rest[1:]
+				continue
+			}
+			n := 1
+			for n < min(len(rest), maxPipeline) && !rest[n].rebuild {
+				n++
+			}
+			b.runPipeline(rest[:n])
+			rest = rest[n:]
 		}
 		clear(batch)
 	}
@@ -130,11 +151,16 @@ func (b *redisBroker) runPipeline(reqs []pubRequest) {
 	cmds := b.pipeline(ctx, reqs)
 	// Redis forgets the scripts when it restarts or is told to (SCRIPT
 	// FLUSH), and a pipelined EVALSHA does not fall back to EVAL: load
-	// them and send again what they refused, which did not run.
+	// them and send again what they refused, which did not run — only
+	// what came after the last event that ran, so that nothing goes out
+	// of order; the others are refused.
 	var again []int
 	for i, cmd := range cmds {
-		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+		switch {
+		case redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT"):
 			again = append(again, i)
+		case cmd.Err() == nil:
+			again = again[:0]
 		}
 	}
 	if len(again) > 0 && b.loadScripts(ctx) == nil {

@@ -58,25 +58,35 @@ func (s *wsServer) keepalive(ctx context.Context, interval time.Duration) {
 }
 
 // trimMemory returns memory with trim (debug.FreeOSMemory) after bursts
-// of connects, looking every interval, until ctx is done.
-func (s *wsServer) trimMemory(ctx context.Context, interval time.Duration, trim func()) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	trimmed := s.nextID.Load()
-	last := trimmed
+// of connects, looking at each tick (every trimInterval), until ctx is
+// done.
+func (s *wsServer) trimMemory(ctx context.Context, ticks <-chan time.Time, trim func()) {
+	b := burstWatch{trimmed: s.nextID.Load(), last: s.nextID.Load()}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-ticks:
 		}
-		n := s.nextID.Load()
-		if n == last && n-trimmed >= trimAfter {
+		if b.ended(s.nextID.Load()) {
 			trim()
-			trimmed = n
 		}
-		last = n
 	}
+}
+
+// burstWatch follows the count of connects from tick to tick.
+type burstWatch struct{ trimmed, last uint64 }
+
+// ended takes the count at a tick and reports whether a burst of at least
+// trimAfter connects since the last trim has just ended: none came since
+// the last tick.
+func (b *burstWatch) ended(n uint64) bool {
+	ended := n == b.last && n-b.trimmed >= trimAfter
+	if ended {
+		b.trimmed = n
+	}
+	b.last = n
+	return ended
 }
 
 // snapshot returns the live connections.
@@ -169,7 +179,9 @@ func runWSServer(ctx context.Context, cfg wsServerConfig, s *wsServer, handler h
 	if cfg.pingInterval > 0 {
 		go s.keepalive(keepaliveCtx, cfg.pingInterval)
 	}
-	go s.trimMemory(keepaliveCtx, trimInterval, debug.FreeOSMemory)
+	trimTicker := time.NewTicker(trimInterval)
+	defer trimTicker.Stop()
+	go s.trimMemory(keepaliveCtx, trimTicker.C, debug.FreeOSMemory)
 	guardDone := make(chan struct{})
 	go func() { defer close(guardDone); guard.report(keepaliveCtx, s.log, guardInterval) }()
 	defer func() { stopKeepalive(); <-guardDone }()

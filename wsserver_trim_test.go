@@ -1,38 +1,30 @@
 package main
 
-import (
-	"context"
-	"sync/atomic"
-	"testing"
-	"time"
-)
+import "testing"
 
-// TestTrimMemoryAfterBursts: memory is given back once after a burst of
+// TestTrimAfterBursts: memory is given back once after a burst of
 // trimAfter connects has ended, not during it, not after fewer, and not
 // again while no more come.
-func TestTrimMemoryAfterBursts(t *testing.T) {
-	const interval = 5 * time.Millisecond
-	s := &wsServer{}
-	var trims atomic.Int32
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go s.trimMemory(ctx, interval, func() { trims.Add(1) })
-
-	s.nextID.Add(trimAfter - 1) // a burst too small
-	time.Sleep(10 * interval)
-	if n := trims.Load(); n != 0 {
-		t.Fatalf("%d trims after %d connects, want none", n, trimAfter-1)
+func TestTrimAfterBursts(t *testing.T) {
+	b := burstWatch{}
+	n := uint64(0)
+	look := func(connects uint64, want bool, what string) {
+		t.Helper()
+		n += connects
+		if got := b.ended(n); got != want {
+			t.Fatalf("%s (%d connects in all): trim %v, want %v", what, n, got, want)
+		}
 	}
-	// Connects keep coming: no trim while they do.
-	for range 10 {
-		s.nextID.Add(100)
-		time.Sleep(interval / 2)
+	look(trimAfter-1, false, "a burst too small")
+	look(0, false, "after a burst too small")
+	for range 5 {
+		look(300, false, "connects keep coming")
 	}
-	waitFor(t, func() bool { return trims.Load() == 1 })
-	time.Sleep(10 * interval)
-	if n := trims.Load(); n != 1 {
-		t.Fatalf("%d trims after one burst, want 1", n)
-	}
-	s.nextID.Add(trimAfter)
-	waitFor(t, func() bool { return trims.Load() == 2 })
+	look(0, true, "the burst is over")
+	look(0, false, "no connects since")
+	look(0, false, "no connects since")
+	look(trimAfter, false, "a second burst")
+	look(0, true, "the second burst is over")
+	look(1, false, "one connect")
+	look(0, false, "after one connect")
 }
