@@ -10,7 +10,19 @@ import "time"
 // flushNow writes the pending bytes from the calling goroutine unless
 // another goroutine is already writing them.
 func (c *wsConn) flushNow() {
-	if b, ok := c.startWrite(); ok {
+	b, ok := c.startWrite()
+	// A plain TCP socket first gets non-blocking writes, which cost no
+	// deadline and no poller bookkeeping; what it does not take at once is
+	// written blocking, from this goroutine, as before.
+	for ok && c.shim.sock.fd != nil {
+		n := c.writeNonBlocking(b)
+		if n < len(b) {
+			b = b[max(n, 0):]
+			break
+		}
+		b, ok = c.nextWrite(b)
+	}
+	if ok {
 		c.writeLoop(b)
 	}
 }
