@@ -5,8 +5,9 @@ import "time"
 // Pacing of the poller's rounds under load. A busy round, with paceEvents
 // ready sockets or more, or deliveries arriving at paceRate per second or
 // more (over pacePeriod at least), that took less than pacePeriod is
-// followed by a sleep for the rest of it, so that more arrives per read: under load each socket read then
-// carries many messages, which leaves the CPU to the server under test.
+// followed by a sleep for the rest of it, so that more arrives per read:
+// under load each socket read then carries many messages, which leaves the
+// CPU to the server under test.
 // It adds at most pacePeriod to measured latencies, and only under load;
 // at lower rates (an echo's round trips) rounds are not paced, so their
 // latencies are measured as they are.

@@ -179,7 +179,7 @@ func (h *hub) publish(m *chatMessage) (msgPlace, error) { return h.broker.publis
 
 // refused tells the sender of a message sent without waiting (broker.send)
 // that it was not relayed. Joins and leaves the broker could not take are
-// made when it is back.
+// made later by the broker, which rebuilds the online lists.
 func (h *hub) refused(m *chatMessage, err error) {
 	if m.kind == kindMessage && m.sender != nil {
 		m.sender.refused(m.sender.conn, err)
