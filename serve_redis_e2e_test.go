@@ -427,6 +427,37 @@ return 1`, nil).Err()
 	expectOnline(t, srv[0].url+"g?name=dave", 2, "alice and dave after the stop")
 }
 
+// TestRedisReapedProcessRejoins: a process that was taken for dead (its
+// heartbeats late, after a long pause) and reaped puts its clients back in
+// the online lists at its next heartbeat.
+func TestRedisReapedProcessRejoins(t *testing.T) {
+	r := startRedis(t)
+	srv := redisServe(t, r, 1)
+	_, w := jsonClient(t, srv[0].url+"z?name=alice", nil)
+	rdb := r.client()
+	ctx := context.Background()
+	online := redisPrefix + "room:z:online"
+	conn := strconv.FormatUint(w.You.Conn, 10)
+	if name, err := rdb.HGet(ctx, online, conn).Result(); err != nil || name != "alice" {
+		t.Fatalf("alice in the online list: %q, %v", name, err)
+	}
+	// What a surviving process's reaper does to a dead one.
+	insts, err := rdb.ZRange(ctx, redisPrefix+"instances", 0, -1).Result()
+	if err != nil || len(insts) != 1 {
+		t.Fatalf("instances %v, %v", insts, err)
+	}
+	rdb.ZRem(ctx, redisPrefix+"instances", insts[0])
+	rdb.HDel(ctx, online, conn)
+	rdb.Del(ctx, redisPrefix+"instance:"+insts[0]+":conns")
+	waitFor(t, func() bool {
+		name, _ := rdb.HGet(ctx, online, conn).Result()
+		return name == "alice"
+	})
+	if room, _ := rdb.HGet(ctx, redisPrefix+"instance:"+insts[0]+":conns", conn).Result(); room != "z" {
+		t.Errorf("alice's process lists her in room %q, want z", room)
+	}
+}
+
 // TestRedisScriptFlush: Redis forgets its scripts (SCRIPT FLUSH, or a
 // restart the subscription did not notice); messages are still relayed.
 func TestRedisScriptFlush(t *testing.T) {
