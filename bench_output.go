@@ -251,7 +251,19 @@ func (snap *benchSnapshot) writeText(b *strings.Builder) {
 	if snap.ClosedLoop {
 		loop = "closed loop"
 	}
-	line("bench", "%s, %d connections to %s, %s, %d-byte %s messages", snap.Mode, snap.Conns, strings.Join(snap.URLs, " "), loop, snap.Size, kind)
+	urls := strings.Join(snap.URLs, " ")
+	switch snap.Mode {
+	case modeConnect: // no messages, and --conns is not used
+		pace := "as fast as they complete"
+		if snap.Rate.TargetPerS > 0 {
+			pace = fmt.Sprintf("%s/s", num(snap.Rate.TargetPerS))
+		}
+		line("bench", "connect, handshakes to %s, %s", urls, pace)
+	case modeIdle:
+		line("bench", "idle, %d connection%s to %s, held without messages", snap.Conns, plural(int64(snap.Conns)), urls)
+	default:
+		line("bench", "%s, %d connection%s to %s, %s, %d-byte %s messages", snap.Mode, snap.Conns, plural(int64(snap.Conns)), urls, loop, snap.Size, kind)
+	}
 	if snap.Interrupted {
 		line("", "interrupted: the results so far")
 	}

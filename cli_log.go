@@ -185,3 +185,11 @@ func preview(op int, data []byte) string {
 	}
 	return strconv.Quote(string(data[:cut])) + "..."
 }
+
+// plural is "s" unless n is 1, for the counts in messages.
+func plural(n int64) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

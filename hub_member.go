@@ -280,11 +280,3 @@ func (c *member) cutReason(ourCode int) (int, bool) {
 	}
 	return 0, false
 }
-
-// plural is "s" unless n is 1.
-func plural(n int64) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
-}
