@@ -136,21 +136,28 @@ func TestRedisSilentSubscription(t *testing.T) {
 	far := newTestServer(t, "serve", "--redis", proxy.url())
 	sender, _ := jsonClient(t, near.url+"s", nil)
 	receiver, _ := jsonClient(t, far.url+"s", nil)
-	got := make(chan string, 16)
 	receiver.SetReadDeadline(time.Time{}) // the test's waits bound it; the server's close ends it
-	go func() {
-		defer close(got)
+	events := readAll(receiver)
+	// next returns the data of the next message event, or reports false if
+	// none came within d.
+	next := func(d time.Duration) (string, bool) {
+		t.Helper()
+		timeout := time.After(d)
 		for {
-			_, data, err := receiver.ReadMessage()
-			if err != nil {
-				return
-			}
-			var m messageEvent
-			if json.Unmarshal(data, &m); m.Event == "message" {
-				got <- m.Data
+			select {
+			case data, ok := <-events:
+				if !ok {
+					t.Fatal("the far connection ended")
+				}
+				var m messageEvent
+				if json.Unmarshal(data, &m); m.Event == "message" {
+					return m.Data, true
+				}
+			case <-timeout:
+				return "", false
 			}
 		}
-	}()
+	}
 	send := func(text string) {
 		t.Helper()
 		if err := sender.WriteMessage(websocket.TextMessage, []byte(text)); err != nil {
@@ -159,16 +166,12 @@ func TestRedisSilentSubscription(t *testing.T) {
 	}
 	expect := func(text string, within time.Duration) {
 		t.Helper()
-		select {
-		case m, ok := <-got:
-			if !ok {
-				t.Fatalf("the far connection ended while waiting for %q", text)
-			}
-			if m != text {
-				t.Fatalf("got %q, want %q", m, text)
-			}
-		case <-time.After(within):
+		m, ok := next(within)
+		if !ok {
 			t.Fatalf("%q did not arrive in %v; far server log:\n%s", text, within, far.stderr.String())
+		}
+		if m != text {
+			t.Fatalf("got %q, want %q", m, text)
 		}
 	}
 	send("before")
@@ -179,10 +182,8 @@ func TestRedisSilentSubscription(t *testing.T) {
 	}
 	send("silent-1")
 	send("silent-2")
-	select {
-	case m := <-got:
+	if m, ok := next(300 * time.Millisecond); ok {
 		t.Fatalf("a silent subscription delivered %q", m)
-	case <-time.After(300 * time.Millisecond):
 	}
 	// The probe finds the silence; the process subscribes again, syncs the
 	// room and gives its client what it missed.
