@@ -105,21 +105,31 @@ func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("This is a WebSocket endpoint (%s): connect with a WebSocket client, e.g. wsx dial %s", s.what, wsURLOf(r)), http.StatusUpgradeRequired)
 		return
 	}
-	if s.stopping.Load() {
-		s.refuse(w, r, http.StatusServiceUnavailable, errors.New("server shutting down"))
-		return
+	// The wait group counts the upgrade from here, and then the connection,
+	// so shutdown also waits for upgrades under way; it is entered under
+	// the lock that shutdown sets stopping with, so no upgrade enters it
+	// after shutdown began to wait.
+	s.mu.Lock()
+	stopping := s.stopping.Load()
+	if !stopping {
+		s.wg.Add(1)
 	}
-	if n := s.active.Add(1); n > int64(s.cfg.maxConns) {
-		s.active.Add(-1)
-		s.refuse(w, r, http.StatusServiceUnavailable, fmt.Errorf("too many connections (limit %d, --max-conns)", s.cfg.maxConns))
+	s.mu.Unlock()
+	if stopping {
+		s.refuse(w, r, http.StatusServiceUnavailable, errors.New("server shutting down"))
 		return
 	}
 	admitted := false
 	defer func() {
 		if !admitted {
 			s.active.Add(-1)
+			s.wg.Done()
 		}
 	}()
+	if n := s.active.Add(1); n > int64(s.cfg.maxConns) {
+		s.refuse(w, r, http.StatusServiceUnavailable, fmt.Errorf("too many connections (limit %d, --max-conns)", s.cfg.maxConns))
+		return
+	}
 	sess, herr := s.app.admit(r)
 	if herr != nil {
 		for k, v := range herr.header {
@@ -150,9 +160,8 @@ func (s *wsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Registered under the lock shutdown takes its list with: a connection
 	// is either in that list or sees that the server is stopping.
 	s.mu.Lock()
-	stopping := s.stopping.Load()
+	stopping = s.stopping.Load()
 	s.conns[c] = struct{}{}
-	s.wg.Add(1)
 	s.mu.Unlock()
 	// The handler returns now so net/http frees its per-connection buffers.
 	go s.serveConn(c, stopping)
