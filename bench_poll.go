@@ -56,10 +56,10 @@ func (pr *pollReader) add(c *benchConn) bool {
 	if c.sock.fd == nil {
 		return false
 	}
-	c.sock.nonBlocking = true
+	c.sock.noWait(anyReads)
 	fd, err := pr.p.watch(c.sock.fd, c)
 	if err != nil {
-		c.sock.nonBlocking = false
+		c.sock.wait()
 		return false
 	}
 	c.pollFD = fd

@@ -46,6 +46,7 @@ message, in the same message type; binary stays binary, byte-exact.
 				return err
 			}
 			s := newWSServer(cfg.server, &echoApp{cfg: cfg}, o.logger(), "wsx echo")
+			s.pollIdle, s.handleInline = true, true
 			return runWSServer(c.Context, cfg.server, s, s, o.stdout)
 		},
 	}

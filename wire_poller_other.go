@@ -14,6 +14,8 @@ func newPoller[T comparable](func(T)) (*poller[T], error) { return nil, errNoPol
 func (p *poller[T]) add(syscall.RawConn, T) (int32, error)   { return 0, errNoPoller }
 func (p *poller[T]) watch(syscall.RawConn, T) (int32, error) { return 0, errNoPoller }
 func (p *poller[T]) arm(syscall.RawConn) error               { return errNoPoller }
+func (p *poller[T]) rewatch(syscall.RawConn) error           { return errNoPoller }
+func (p *poller[T]) hold(syscall.RawConn) error              { return errNoPoller }
 func (p *poller[T]) remove(int32, T)                         {}
 func (p *poller[T]) run()                                    {}
 func (p *poller[T]) stop()                                   {}

@@ -27,12 +27,13 @@ func rawSocket(conn net.Conn) syscall.RawConn {
 	return sock
 }
 
-// sockReader reads the socket for a buffered reader, blocking or, for poll,
-// not.
+// sockReader reads the socket for a buffered reader, blocking or, between
+// noWait and wait, not.
 type sockReader struct {
 	conn        net.Conn
 	fd          syscall.RawConn // nil on TLS
 	nonBlocking bool
+	reads       int // with nonBlocking: how many more reads may try the socket; anyReads: no limit
 
 	// The state of read, bound once so a read allocates nothing.
 	buf  []byte
@@ -41,17 +42,38 @@ type sockReader struct {
 	read func(fd uintptr) bool
 }
 
-// Read reads from the socket: blocking, or with nonBlocking set, what is
-// there now, errWouldBlock if nothing is.
+// anyReads is noWait's argument for no limit on the number of reads.
+const anyReads = -1
+
+// noWait makes the next reads take what the socket holds now, at most
+// reads of them, and none after one that emptied it; then Read reports
+// errWouldBlock without trying, as it does when nothing is there. Plain
+// TCP only.
+func (r *sockReader) noWait(reads int) { r.nonBlocking, r.reads = true, reads }
+
+// wait makes reads wait for input again.
+func (r *sockReader) wait() { r.nonBlocking = false }
+
+// Read reads from the socket: blocking, or after noWait, what is there now.
 func (r *sockReader) Read(p []byte) (int, error) {
 	if !r.nonBlocking || r.fd == nil {
 		return r.conn.Read(p)
+	}
+	switch {
+	case r.reads == 0:
+		return 0, errWouldBlock
+	case r.reads > 0:
+		r.reads--
 	}
 	r.buf, r.n, r.err = p, 0, nil
 	if err := r.fd.Read(r.read); err != nil {
 		return 0, err
 	}
 	r.buf = nil
+	if r.n < len(p) && r.reads > 0 {
+		// A short read emptied the socket: another would find nothing.
+		r.reads = 0
+	}
 	switch {
 	case r.err != nil:
 		return 0, r.err

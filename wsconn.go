@@ -76,6 +76,7 @@ type wsConn struct {
 	polled     bool           // registered with the poller; set before any read
 	deflate    bool           // permessage-deflate was negotiated
 	pollFD     int32          // the descriptor the poller knows it by
+	inline     bool           // read on the poller's goroutine, which must not wait
 	msg        []byte         // reused buffer for incoming messages
 	rd         readState      // the message being received
 	socketOpen sync.WaitGroup // done when the socket is closed; a channel costs 100 bytes more
@@ -100,6 +101,9 @@ type wsConn struct {
 // the read goroutine: a slow peer only slows its own reads. It reports
 // errClosed if the connection is closing.
 func (c *wsConn) send(op int, prefix, payload []byte) error {
+	if c.inline {
+		return c.sendInline(op, prefix, payload)
+	}
 	c.mu.Lock()
 	if c.closeSent || c.closed {
 		c.mu.Unlock()
@@ -194,6 +198,13 @@ func (c *wsConn) ourCloseCode() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closeCode
+}
+
+// isClosed reports whether the socket is closed.
+func (c *wsConn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 // queueState returns the bytes queued and not yet taken by a writer, and

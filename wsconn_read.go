@@ -32,20 +32,34 @@ var deflateTail = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
 // inflaters are reused flate readers (each holds a 32 KiB window).
 var inflaters sync.Pool
 
-// readState is the message being received: its opcode (0: none), whether
-// it is compressed, and how much of it is checked UTF-8.
+// readState is the message being received — its opcode (0: none),
+// whether it is compressed, and how much of it is checked UTF-8 — and the
+// frame being read: the payload bytes still to come, its mask key and the
+// key's position, and whether it ends the message. A frame whose payload
+// is read without waiting (inline) keeps its place here when the socket
+// runs dry, and the next readFrame goes on from there.
 type readState struct {
-	op         int
-	compressed bool
 	text       utf8Stream
+	left       int // payload bytes of the frame still to read
+	key        [4]byte
+	pos        uint8 // the key's position for the next payload byte
+	op         uint8
+	compressed bool
+	fin        bool
 }
 
 // readFrame reads one frame and handles it: a ping is answered, a pong
 // noted, a close answered and returned as a *websocket.CloseError, and a
 // data frame added to the message in progress. When a frame completes a
 // data message it returns the message's opcode and data, valid until the
-// next call; otherwise op is 0.
+// next call; otherwise op is 0. Read without waiting, it returns
+// errWouldBlock when the socket has no more for now, with nothing lost:
+// a header or control frame not yet whole is left unread, and a data
+// frame's payload goes on where it stopped.
 func (c *wsConn) readFrame() (op int, data []byte, err error) {
+	if c.rd.left > 0 {
+		return c.dataFrame()
+	}
 	in := c.shim.in
 	h, err := peekFrameHeader(c.shim.in)
 	if err != nil {
@@ -55,14 +69,30 @@ func (c *wsConn) readFrame() (op int, data []byte, err error) {
 	if err := c.checkFrame(h); err != nil {
 		return 0, nil, err
 	}
-	hdr, _ := in.Peek(h.size) // peekHeader has it buffered
-	var key [4]byte
-	copy(key[:], hdr[h.size-4:])
-	in.Discard(h.size)
 	if h.op() >= firstControlOpcode {
-		return 0, nil, c.controlFrame(h, key)
+		// Whole before any of it is taken; at most 139 bytes, which the
+		// input buffer holds.
+		frame, err := in.Peek(h.size + int(h.length))
+		if err != nil {
+			return 0, nil, err
+		}
+		return 0, nil, c.controlFrame(h, frame)
 	}
-	return c.dataFrame(h, key)
+	hdr, _ := in.Peek(h.size) // peekHeader has it buffered
+	if h.op() != opContinuation {
+		c.rd = readState{op: uint8(h.op()), compressed: h.b0&rsv1Bit != 0}
+		if c.msg == nil && c.inline {
+			c.msg, c.srv.inlineMsg = c.srv.inlineMsg, nil
+		}
+		if c.msg == nil {
+			c.msg = make([]byte, 0, firstMessageBuffer)
+		}
+		c.msg = c.msg[:0]
+	}
+	copy(c.rd.key[:], hdr[h.size-4:])
+	c.rd.left, c.rd.pos, c.rd.fin = int(h.length), 0, h.b0&finBit != 0
+	in.Discard(h.size)
+	return c.dataFrame()
 }
 
 // checkFrame applies RFC 6455 §5 (and RFC 7692 §6.1) to a client frame's
@@ -103,14 +133,14 @@ func (c *wsConn) checkFrame(h frameHeader) error {
 	return nil
 }
 
-// controlFrame reads and handles a ping, pong or close.
-func (c *wsConn) controlFrame(h frameHeader, key [4]byte) error {
+// controlFrame handles a ping, pong or close, the whole frame buffered in
+// frame, and consumes it.
+func (c *wsConn) controlFrame(h frameHeader, frame []byte) error {
 	var buf [maxControlPayload]byte
 	p := buf[:h.length]
-	if _, err := io.ReadFull(c.shim.in, p); err != nil {
-		return err
-	}
-	maskBytes(key, p)
+	copy(p, frame[h.size:])
+	maskBytes([4]byte(frame[h.size-4:h.size]), p)
+	c.shim.in.Discard(len(frame))
 	switch h.op() {
 	case websocket.PingMessage:
 		c.onPing(p)
@@ -156,41 +186,35 @@ func receivableCloseCode(code int) bool {
 	return code >= 3000 && code <= 4999
 }
 
-// dataFrame reads a text, binary or continuation frame into the message
-// in progress, checking text for UTF-8 as it arrives.
-func (c *wsConn) dataFrame(h frameHeader, key [4]byte) (int, []byte, error) {
-	if h.op() != opContinuation {
-		c.rd = readState{op: h.op(), compressed: h.b0&rsv1Bit != 0}
-		if c.msg == nil {
-			c.msg = make([]byte, 0, firstMessageBuffer)
-		}
-		c.msg = c.msg[:0]
-	}
+// dataFrame reads the rest of a text, binary or continuation frame's
+// payload into the message in progress, checking text for UTF-8 as it
+// arrives.
+func (c *wsConn) dataFrame() (int, []byte, error) {
 	checkText := c.rd.op == websocket.TextMessage && !c.rd.compressed
-	n := int(h.length)
-	for got := 0; got < n; {
+	for c.rd.left > 0 {
 		// Piece by piece as it arrives, so invalid text fails at once; and
 		// the buffer grows with what arrives, not with what the header
 		// claims, or headers alone could make the server allocate.
 		if len(c.msg) == cap(c.msg) {
-			c.msg = slices.Grow(c.msg, min(n-got, max(cap(c.msg), minReadGrowth)))
+			c.msg = slices.Grow(c.msg, min(c.rd.left, max(cap(c.msg), minReadGrowth)))
 		}
-		room := c.msg[len(c.msg):min(cap(c.msg), len(c.msg)+n-got)]
+		room := c.msg[len(c.msg):min(cap(c.msg), len(c.msg)+c.rd.left)]
 		k, err := c.shim.in.Read(room)
-		maskAt(key, got, room[:k])
+		maskAt(c.rd.key, int(c.rd.pos), room[:k])
+		c.rd.pos = uint8((int(c.rd.pos) + k) & 3)
 		c.msg = c.msg[:len(c.msg)+k]
-		got += k
+		c.rd.left -= k
 		if checkText && !c.rd.text.check(c.msg) {
 			return 0, nil, errInvalidUTF8
 		}
-		if err != nil && got < n {
+		if err != nil && c.rd.left > 0 {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
 			return 0, nil, err
 		}
 	}
-	if h.b0&finBit == 0 {
+	if !c.rd.fin {
 		return 0, nil, nil
 	}
 	rd := c.rd
@@ -208,7 +232,7 @@ func (c *wsConn) dataFrame(h frameHeader, key [4]byte) (int, []byte, error) {
 	if cap(c.msg) > keepBuffer {
 		c.msg = nil
 	}
-	return rd.op, data, nil
+	return int(rd.op), data, nil
 }
 
 // inflate decompresses a permessage-deflate message, failing it with 1009

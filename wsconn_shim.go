@@ -65,10 +65,18 @@ func newShimConn(conn net.Conn) *shimConn {
 // waiting, and reports whether anything is buffered or the socket has ended
 // (which the next read reports). Plain TCP only.
 func (o *shimConn) poll() bool {
-	o.sock.nonBlocking = true
+	o.sock.noWait(1)
 	_, err := o.in.Peek(1)
-	o.sock.nonBlocking = false
+	o.sock.wait()
 	return err != errWouldBlock
+}
+
+// bufferedFrame reports the header of the frame at the head of the input
+// buffer, and whether all of that frame is buffered.
+func (o *shimConn) bufferedFrame() (frameHeader, bool) {
+	b, _ := o.in.Peek(o.in.Buffered())
+	h, _, ok := parseFrameHeader(b)
+	return h, ok && h.length >= 0 && h.length <= int64(len(b)-h.size)
 }
 
 // errShimRead: nothing reads through the shim; the connection's reader

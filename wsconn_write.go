@@ -22,7 +22,10 @@ func (c *wsConn) flushNow() {
 		}
 		b, ok = c.nextWrite(b)
 	}
-	if ok {
+	switch {
+	case ok && c.inline:
+		c.srv.inlineCarry = b // the poller's goroutine must not wait: the goroutine it hands c to writes it
+	case ok:
 		c.writeLoop(b)
 	}
 }
@@ -46,6 +49,47 @@ func (c *wsConn) flushAsync() {
 		}
 	}
 	go c.writeLoop(b)
+}
+
+// sendInline is send on the poller's goroutine: the frame is made in the
+// server's inline buffer and written with one non-blocking write when
+// nothing is queued before it. What the socket does not take is left in
+// the server's inlineCarry, with the write side, for the goroutine the
+// connection is handed to.
+func (c *wsConn) sendInline(op int, prefix, payload []byte) error {
+	switch claimed, closing := c.claimWrite(); {
+	case closing:
+		return errClosed
+	case !claimed:
+		// Another goroutine writes: queue behind it, bounded as send is.
+		c.mu.Lock()
+		if c.closeSent || c.closed {
+			c.mu.Unlock()
+			return errClosed
+		}
+		if c.writing && c.overflowsLocked(len(prefix)+len(payload)) {
+			c.cutSlowConsumerLocked()
+			return errClosed
+		}
+		c.pending = appendFrame(c.pending, op, prefix, payload, c.deflate)
+		c.mu.Unlock()
+		c.flushAsync()
+		return nil
+	}
+	b := appendFrame(c.srv.inlineOut[:0], op, prefix, payload, c.deflate)
+	if cap(b) <= keepBuffer {
+		c.srv.inlineOut = b[:0]
+	}
+	if n := c.writeNonBlocking(b); n < len(b) {
+		c.srv.inlineCarry = append([]byte(nil), b[max(n, 0):]...)
+		return nil
+	}
+	if c.releaseWrite() {
+		c.lingerClose()
+		return nil
+	}
+	c.flushAsync() // whatever was queued meanwhile, such as a ping
+	return nil
 }
 
 // writeNonBlocking writes b with one write(2) on the non-blocking socket

@@ -66,10 +66,20 @@ type wsServer struct {
 	what string
 
 	// pollIdle parks idle connections in a poller instead of a goroutine
-	// each: far less memory per connection, a few µs more per message that
-	// arrives on an idle connection. serve wants it; echo's round trips not.
+	// each: far less memory per connection, and with handleInline no
+	// goroutine wake-up per message either.
 	pollIdle bool
 	poller   *poller[*wsConn] // nil: a goroutine per connection reads
+	// handleInline: with pollIdle, frames are read and handled on the
+	// poller's goroutine (wsserver_inline.go), for sessions that never
+	// wait. inlineOut is that goroutine's buffer for the frames it sends,
+	// inlineMsg a message buffer for the next connection it reads one on,
+	// and inlineCarry what the socket of the connection it reads did not
+	// take.
+	handleInline bool
+	inlineOut    []byte
+	inlineMsg    []byte
+	inlineCarry  []byte
 
 	nextID   atomic.Uint64
 	active   atomic.Int64 // connections admitted and not yet ended

@@ -56,7 +56,11 @@ func (s *wsServer) park(c *wsConn) bool {
 	}
 	c.releaseIdle()
 	c.reading.Store(false)
-	if s.poller.arm(c.shim.sock.fd) == nil || !c.reading.CompareAndSwap(false, true) {
+	rearm := s.poller.arm
+	if s.handleInline {
+		rearm = s.poller.rewatch
+	}
+	if rearm(c.shim.sock.fd) == nil || !c.reading.CompareAndSwap(false, true) {
 		return true
 	}
 	c.shim.holdInput()

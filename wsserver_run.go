@@ -202,7 +202,11 @@ func runWSServer(ctx context.Context, cfg wsServerConfig, s *wsServer, handler h
 // startPoller starts the poller for idle connections; without epoll every
 // connection keeps a reader goroutine.
 func (s *wsServer) startPoller() {
-	p, err := newPoller(s.wake)
+	ready := s.wake
+	if s.handleInline {
+		ready = s.readInline
+	}
+	p, err := newPoller(ready)
 	if errors.Is(err, errNoPoller) {
 		s.log.Debug("Every connection keeps a reader goroutine: "+err.Error(), "event", evStart)
 		return
