@@ -82,7 +82,8 @@ func (c *wsConn) readFrame() (op int, data []byte, err error) {
 	if h.op() != opContinuation {
 		c.rd = readState{op: uint8(h.op()), compressed: h.b0&rsv1Bit != 0}
 		if c.msg == nil && c.inline {
-			c.msg, c.srv.inlineMsg = c.srv.inlineMsg, nil
+			l := c.srv.loopOf(c)
+			c.msg, l.msg = l.msg, nil
 		}
 		if c.msg == nil {
 			c.msg = make([]byte, 0, firstMessageBuffer)

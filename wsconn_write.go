@@ -24,7 +24,7 @@ func (c *wsConn) flushNow() {
 	}
 	switch {
 	case ok && c.inline:
-		c.srv.inlineCarry = b // the poller's goroutine must not wait: the goroutine it hands c to writes it
+		c.srv.loopOf(c).carry = b // the poller's goroutine must not wait: the goroutine it hands c to writes it
 	case ok:
 		c.writeLoop(b)
 	}
@@ -51,11 +51,11 @@ func (c *wsConn) flushAsync() {
 	go c.writeLoop(b)
 }
 
-// sendInline is send on the poller's goroutine: the frame is made in the
-// server's inline buffer and written with one non-blocking write when
-// nothing is queued before it. What the socket does not take is left in
-// the server's inlineCarry, with the write side, for the goroutine the
-// connection is handed to.
+// sendInline is send on the poller's goroutine: the frame is made in its
+// event loop's buffer and written with one non-blocking write when nothing
+// is queued before it. What the socket does not take is left in the loop's
+// carry, with the write side, for the goroutine the connection is handed
+// to.
 func (c *wsConn) sendInline(op int, prefix, payload []byte) error {
 	switch claimed, closing := c.claimWrite(); {
 	case closing:
@@ -76,12 +76,13 @@ func (c *wsConn) sendInline(op int, prefix, payload []byte) error {
 		c.flushAsync()
 		return nil
 	}
-	b := appendFrame(c.srv.inlineOut[:0], op, prefix, payload, c.deflate)
+	l := c.srv.loopOf(c)
+	b := appendFrame(l.out[:0], op, prefix, payload, c.deflate)
 	if cap(b) <= keepBuffer {
-		c.srv.inlineOut = b[:0]
+		l.out = b[:0]
 	}
 	if n := c.writeNonBlocking(b); n < len(b) {
-		c.srv.inlineCarry = append([]byte(nil), b[max(n, 0):]...)
+		l.carry = append([]byte(nil), b[max(n, 0):]...)
 		return nil
 	}
 	if c.releaseWrite() {

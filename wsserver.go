@@ -69,17 +69,14 @@ type wsServer struct {
 	// each: far less memory per connection, and with handleInline no
 	// goroutine wake-up per message either.
 	pollIdle bool
-	poller   *poller[*wsConn] // nil: a goroutine per connection reads
 	// handleInline: with pollIdle, frames are read and handled on the
-	// poller's goroutine (wsserver_inline.go), for sessions that never
-	// wait. inlineOut is that goroutine's buffer for the frames it sends,
-	// inlineMsg a message buffer for the next connection it reads one on,
-	// and inlineCarry what the socket of the connection it reads did not
-	// take.
+	// pollers' goroutines (wsserver_inline.go), for sessions that never
+	// wait.
 	handleInline bool
-	inlineOut    []byte
-	inlineMsg    []byte
-	inlineCarry  []byte
+	// loops are the pollers, each with its goroutine's state; a connection
+	// belongs to loops[id % len(loops)]. None: a goroutine per connection
+	// reads.
+	loops []eventLoop
 
 	nextID   atomic.Uint64
 	active   atomic.Int64 // connections admitted and not yet ended

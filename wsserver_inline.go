@@ -23,6 +23,18 @@ import (
 // the poller holds it (hold), and the goroutine hands it back (rewatch)
 // when it parks.
 
+// eventLoop is a poller and the state of its goroutine. With handleInline
+// only that goroutine touches the buffers.
+type eventLoop struct {
+	p     *poller[*wsConn]
+	out   []byte // the frames it sends are made here
+	msg   []byte // a message buffer for the next connection it reads one on
+	carry []byte // what the socket of the connection it reads did not take
+}
+
+// loopOf is the event loop c belongs to; the server has some.
+func (s *wsServer) loopOf(c *wsConn) *eventLoop { return &s.loops[c.id%uint64(len(s.loops))] }
+
 // inlineReads is how many read(2)s one connection gets per round: a client
 // that sends without pause cannot keep the others waiting, since the rest
 // of its input is reported in the next round; a large message takes a
@@ -32,7 +44,7 @@ const inlineReads = 4
 
 // readInline reads what c's socket holds now and handles the frames it
 // brought. It runs on the poller's goroutine and never waits.
-func (s *wsServer) readInline(c *wsConn) {
+func (s *wsServer) readInline(l *eventLoop, c *wsConn) {
 	if !c.reading.CompareAndSwap(false, true) {
 		return // a goroutine reads c
 	}
@@ -40,7 +52,7 @@ func (s *wsServer) readInline(c *wsConn) {
 	c.inline = true
 	c.shim.sock.noWait(inlineReads)
 	_, err := c.shim.in.Peek(1)
-	for err == nil && s.inlineCarry == nil {
+	for err == nil && l.carry == nil {
 		err = s.inlineFrame(c)
 	}
 	c.shim.sock.wait()
@@ -48,11 +60,11 @@ func (s *wsServer) readInline(c *wsConn) {
 	if err == errWouldBlock {
 		err = nil // the socket has no more for now
 	}
-	if err != nil || s.inlineCarry != nil {
-		s.handOff(c, err)
+	if err != nil || l.carry != nil {
+		s.handOff(l, c, err)
 		return
 	}
-	s.idleInline(c)
+	s.idleInline(l, c)
 }
 
 // inlineFrame reads and handles the next frame of c. A whole,
@@ -88,11 +100,11 @@ func (s *wsServer) inlineFrame(c *wsConn) error {
 // idleInline leaves c, read inline and with nothing more to read now, in
 // the poller, whose watch is still armed: it holds no buffer unless part of
 // a frame's header waits for the rest.
-func (s *wsServer) idleInline(c *wsConn) {
+func (s *wsServer) idleInline(l *eventLoop, c *wsConn) {
 	c.shim.releaseInput()
 	if c.rd.op == 0 && c.msg != nil {
 		// The next message read inline, on any connection, takes it.
-		c.msg, s.inlineMsg = nil, c.msg[:0]
+		c.msg, l.msg = nil, c.msg[:0]
 	}
 	c.reading.Store(false)
 	// abort closes the socket, which leaves the poller, and then starts a
@@ -106,10 +118,10 @@ func (s *wsServer) idleInline(c *wsConn) {
 // handOff gives c to a goroutine of its own, which first writes what an
 // inline write left, then reports err, how the read ended, or reads on
 // while input is waiting and parks c again.
-func (s *wsServer) handOff(c *wsConn, err error) {
-	s.poller.hold(c.shim.sock.fd)
-	carry := s.inlineCarry
-	s.inlineCarry = nil
+func (s *wsServer) handOff(l *eventLoop, c *wsConn, err error) {
+	l.p.hold(c.shim.sock.fd)
+	carry := l.carry
+	l.carry = nil
 	go func() {
 		if carry != nil {
 			c.writeLoop(carry)

@@ -147,3 +147,40 @@ func TestEchoIdleConnectionsHaveNoGoroutine(t *testing.T) {
 		}
 	}
 }
+
+// TestEchoSeveralEventLoops: with four processors wsx echo reads its
+// connections on two event loops; clients on both, each sending and
+// reading at once, get every reply in order.
+func TestEchoSeveralEventLoops(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "4")
+	p := startWSX(t, "echo", "--addr", "127.0.0.1:0", "--prefix", "")
+	url := p.startLineURL(t)
+	const clients, n = 6, 2000
+	errs := make(chan error, clients)
+	for k := range clients {
+		c := dialTest(t, url, nil)
+		go func() {
+			go func() {
+				for i := range n {
+					if err := c.WriteMessage(websocket.BinaryMessage, []byte(fmt.Sprint(k, " ", i))); err != nil {
+						return
+					}
+				}
+			}()
+			for i := range n {
+				c.SetReadDeadline(time.Now().Add(testTimeout))
+				op, got, err := c.ReadMessage()
+				if want := fmt.Sprint(k, " ", i); err != nil || op != websocket.BinaryMessage || string(got) != want {
+					errs <- fmt.Errorf("client %d reply %d: %d %q %v, want %q", k, i, op, got, err, want)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

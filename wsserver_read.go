@@ -20,9 +20,9 @@ import (
 // at once, as the others are.
 func (s *wsServer) serveConn(c *wsConn, stopping bool) {
 	// c.reading is set from the start, so nothing else reads before this.
-	if s.poller != nil {
+	if len(s.loops) > 0 {
 		var err error
-		c.pollFD, err = s.poller.add(c.shim.sock.fd, c)
+		c.pollFD, err = s.loopOf(c).p.add(c.shim.sock.fd, c)
 		c.polled = err == nil
 	}
 	c.sess.open(c)
@@ -56,9 +56,9 @@ func (s *wsServer) park(c *wsConn) bool {
 	}
 	c.releaseIdle()
 	c.reading.Store(false)
-	rearm := s.poller.arm
+	rearm := s.loopOf(c).p.arm
 	if s.handleInline {
-		rearm = s.poller.rewatch
+		rearm = s.loopOf(c).p.rewatch
 	}
 	if rearm(c.shim.sock.fd) == nil || !c.reading.CompareAndSwap(false, true) {
 		return true
@@ -104,8 +104,8 @@ func (s *wsServer) endConn(c *wsConn, code int, reason string) {
 	c.finish()
 	c.sess.close(c, code, reason)
 	c.socketOpen.Wait()
-	if s.poller != nil {
-		s.poller.remove(c.pollFD, c)
+	if len(s.loops) > 0 {
+		s.loopOf(c).p.remove(c.pollFD, c)
 	}
 	s.mu.Lock()
 	delete(s.conns, c)
