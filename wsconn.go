@@ -45,8 +45,8 @@ var errClosed = errors.New("connection closed")
 // only through the methods here. Who calls which of them:
 //
 //	read goroutine (readBurst)   send (echo, a member's error events), onPing,
-//	                             onClose, closeWith (1002, 1007, 1008, 1009),
-//	                             finish
+//	or poller goroutine (inline  onClose, closeWith (1002, 1007, 1008, 1009),
+//	reads: readInline)           finish
 //	gorilla, via shimConn.Write  queueGorilla (nothing after the handshake)
 //	joiner's read goroutine      push (welcome and history, under the room lock)
 //	fan-out shards               enqueue + flushAsync, writeShared
@@ -90,6 +90,7 @@ type wsConn struct {
 	closing    bool   // close the socket once pending is written
 	closed     bool   // the socket is closed
 	peerClosed bool   // the peer's close frame arrived
+	dropped    bool   // closed at once (closeWith's grace 0): no linger
 	closeCode  int    // our close code, if we closed
 }
 
@@ -181,7 +182,7 @@ func (c *wsConn) closeWith(code int, reason string, grace time.Duration) {
 		return
 	}
 	c.pending = append(c.pending, closeFrame(code, reason)...)
-	c.closeSent, c.closeCode = true, code
+	c.closeSent, c.closeCode, c.dropped = true, code, grace == 0
 	c.mu.Unlock()
 	if grace == 0 {
 		c.shim.Conn.SetWriteDeadline(time.Now().Add(time.Second))
@@ -294,9 +295,13 @@ func (c *wsConn) finish() {
 // at once with its input unread would reset the connection, and a reset
 // can destroy our close frame before the peer reads it; so the socket is
 // half-closed and drained until the peer closes too, at most closeGrace.
+// The drain must be the socket's only reader, so only a connection whose
+// reader has ended lingers — one dropped from outside (closeWith's grace
+// 0, by the keepalive) may still be in a poller, read at any moment: it is
+// closed at once, and abort's wake ends its read side.
 func (c *wsConn) lingerClose() {
 	c.mu.Lock()
-	linger := c.closeCode != 0 && !c.peerClosed && !c.closed
+	linger := c.closeCode != 0 && !c.peerClosed && !c.closed && !c.dropped
 	c.mu.Unlock()
 	tcp, ok := c.shim.Conn.(*net.TCPConn)
 	if !linger || !ok {

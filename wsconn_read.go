@@ -58,6 +58,7 @@ type readState struct {
 // frame's payload goes on where it stopped.
 func (c *wsConn) readFrame() (op int, data []byte, err error) {
 	if c.rd.left > 0 {
+		c.lastSeen.Store(c.srv.tick.Load()) // a large frame arriving slowly is the peer answering too
 		return c.dataFrame()
 	}
 	in := c.shim.in

@@ -102,6 +102,7 @@ func (s *wsServer) inlineFrame(c *wsConn) error {
 // a frame's header waits for the rest.
 func (s *wsServer) idleInline(l *eventLoop, c *wsConn) {
 	c.shim.releaseInput()
+	c.releaseIdle()
 	if c.rd.op == 0 && c.msg != nil {
 		// The next message read inline, on any connection, takes it.
 		c.msg, l.msg = nil, c.msg[:0]
