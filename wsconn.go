@@ -201,13 +201,6 @@ func (c *wsConn) ourCloseCode() int {
 	return c.closeCode
 }
 
-// isClosed reports whether the socket is closed.
-func (c *wsConn) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
-
 // queueState returns the bytes queued and not yet taken by a writer, and
 // whether the connection is closing: a close frame is queued or sent, or
 // the socket is closed.
@@ -420,11 +413,12 @@ func (c *wsConn) queueGorilla(p []byte) error {
 
 // releaseIdle lets go of the write buffers of a connection with nothing
 // to write, as it goes idle: a busy connection reuses them, an idle one
-// should not hold them.
-func (c *wsConn) releaseIdle() {
+// should not hold them. It reports whether the socket is closed.
+func (c *wsConn) releaseIdle() (closed bool) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if !c.writing && len(c.pending) == 0 {
 		c.pending, c.spare = nil, nil
 	}
-	c.mu.Unlock()
+	return c.closed
 }

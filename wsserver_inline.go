@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
@@ -27,9 +28,10 @@ import (
 // only that goroutine touches the buffers.
 type eventLoop struct {
 	p     *poller[*wsConn]
-	out   []byte // the frames it sends are made here
-	msg   []byte // a message buffer for the next connection it reads one on
-	carry []byte // what the socket of the connection it reads did not take
+	in    *bufio.Reader // an input buffer for the next connection it reads
+	out   []byte        // the frames it sends are made here
+	msg   []byte        // a message buffer for the next connection it reads one on
+	carry []byte        // what the socket of the connection it reads did not take
 }
 
 // loopOf is the event loop c belongs to; the server has some.
@@ -47,6 +49,10 @@ const inlineReads = 4
 func (s *wsServer) readInline(l *eventLoop, c *wsConn) {
 	if !c.reading.CompareAndSwap(false, true) {
 		return // a goroutine reads c
+	}
+	if c.shim.in == nil && l.in != nil {
+		c.shim.in, l.in = l.in, nil
+		c.shim.in.Reset(&c.shim.sock)
 	}
 	c.shim.holdInput()
 	c.inline = true
@@ -101,17 +107,19 @@ func (s *wsServer) inlineFrame(c *wsConn) error {
 // the poller, whose watch is still armed: it holds no buffer unless part of
 // a frame's header waits for the rest.
 func (s *wsServer) idleInline(l *eventLoop, c *wsConn) {
+	// The buffers go to the next connection this loop reads.
+	if l.in == nil && c.shim.in.Buffered() == 0 {
+		l.in, c.shim.in = c.shim.in, nil
+	}
 	c.shim.releaseInput()
-	c.releaseIdle()
 	if c.rd.op == 0 && c.msg != nil {
-		// The next message read inline, on any connection, takes it.
-		c.msg, l.msg = nil, c.msg[:0]
+		l.msg, c.msg = c.msg[:0], nil
 	}
 	c.reading.Store(false)
 	// abort closes the socket, which leaves the poller, and then starts a
 	// reader through wake; if that came while this goroutine read c, it
 	// found c taken, and c's end is read here.
-	if c.isClosed() && c.reading.CompareAndSwap(false, true) {
+	if c.releaseIdle() && c.reading.CompareAndSwap(false, true) {
 		go s.readBurst(c)
 	}
 }
