@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -582,6 +583,20 @@ func newRawClient(tb testing.TB, url string) *rawClient {
 		tb.Fatalf("handshake: %s", resp.Status)
 	}
 	return c
+}
+
+// parkedClients connects n bare-socket clients to a server that parks its
+// idle connections in a poller, and waits until the server's goroutines
+// for them have ended, which fails the test if they do not.
+func parkedClients(t *testing.T, url string, n int) []*rawClient {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	clients := make([]*rawClient, n)
+	for i := range clients {
+		clients[i] = newRawClient(t, url)
+	}
+	waitFor(t, func() bool { return runtime.NumGoroutine()-before <= n/10 })
+	return clients
 }
 
 // rawHandshake sends an opening handshake with extra header lines

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -406,15 +405,7 @@ func TestServeShutdownRacingUpgrades(t *testing.T) {
 // kB each. The clients are bare sockets with no goroutine of their own.
 func TestServeIdleConnectionsHaveNoGoroutine(t *testing.T) {
 	srv := newTestServer(t, "serve", "--ping-interval", "0")
-	before := runtime.NumGoroutine()
-	const n = 200
-	clients := make([]*rawClient, n)
-	for i := range clients {
-		clients[i] = newRawClient(t, srv.url)
-	}
-	// The handlers' goroutines end once each connection is parked; if
-	// they did not, this would time out.
-	waitFor(t, func() bool { return runtime.NumGoroutine()-before <= n/10 })
+	clients := parkedClients(t, srv.url, 200)
 	// They still work: a message from one reaches another.
 	clients[0].conn.Write(maskedFrame(websocket.TextMessage, []byte("awake")))
 	clients[1].conn.SetReadDeadline(time.Now().Add(testTimeout))

@@ -99,11 +99,22 @@ type wsConn struct {
 // goroutine is writing (a ping that met a full socket): then that writer
 // takes it, and the queue is held to --send-queue like enqueue's, so a peer that
 // sends without reading cannot grow it. Used by request/reply sessions on
-// the read goroutine: a slow peer only slows its own reads. It reports
-// errClosed if the connection is closing.
+// the read goroutine: a slow peer only slows its own reads. Read inline, on
+// an event loop's goroutine, it never blocks: what the socket does not take
+// at once is written by the goroutine the connection is then handed to,
+// which reads on only after. It reports errClosed if the connection is
+// closing.
 func (c *wsConn) send(op int, prefix, payload []byte) error {
 	if c.inline {
-		return c.sendInline(op, prefix, payload)
+		switch claimed, closing := c.claimWrite(); {
+		case closing:
+			return errClosed
+		case claimed:
+			c.writeInline(op, prefix, payload)
+			return nil
+		}
+		// Another goroutine writes: queue behind it, and flushNow leaves
+		// what it cannot write at once to the goroutine c is handed to.
 	}
 	c.mu.Lock()
 	if c.closeSent || c.closed {

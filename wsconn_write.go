@@ -51,31 +51,12 @@ func (c *wsConn) flushAsync() {
 	go c.writeLoop(b)
 }
 
-// sendInline is send on the poller's goroutine: the frame is made in its
-// event loop's buffer and written with one non-blocking write when nothing
-// is queued before it. What the socket does not take is left in the loop's
-// carry, with the write side, for the goroutine the connection is handed
-// to.
-func (c *wsConn) sendInline(op int, prefix, payload []byte) error {
-	switch claimed, closing := c.claimWrite(); {
-	case closing:
-		return errClosed
-	case !claimed:
-		// Another goroutine writes: queue behind it, bounded as send is.
-		c.mu.Lock()
-		if c.closeSent || c.closed {
-			c.mu.Unlock()
-			return errClosed
-		}
-		if c.writing && c.overflowsLocked(len(prefix)+len(payload)) {
-			c.cutSlowConsumerLocked()
-			return errClosed
-		}
-		c.pending = appendFrame(c.pending, op, prefix, payload, c.deflate)
-		c.mu.Unlock()
-		c.flushAsync()
-		return nil
-	}
+// writeInline is send on an event loop's goroutine, for a caller that
+// claimed the write side with nothing queued: the frame is made in the
+// loop's buffer and written with one non-blocking write. What the socket
+// does not take is left in the loop's carry, with the write side, for the
+// goroutine the connection is handed to.
+func (c *wsConn) writeInline(op int, prefix, payload []byte) {
 	l := c.srv.loopOf(c)
 	b := appendFrame(l.out[:0], op, prefix, payload, c.deflate)
 	if cap(b) <= keepBuffer {
@@ -83,14 +64,13 @@ func (c *wsConn) sendInline(op int, prefix, payload []byte) error {
 	}
 	if n := c.writeNonBlocking(b); n < len(b) {
 		l.carry = append([]byte(nil), b[max(n, 0):]...)
-		return nil
+		return
 	}
 	if c.releaseWrite() {
 		c.lingerClose()
-		return nil
+		return
 	}
-	c.flushAsync() // whatever was queued meanwhile, such as a ping
-	return nil
+	c.flushNow() // whatever was queued meanwhile, such as a ping
 }
 
 // writeNonBlocking writes b with one write(2) on the non-blocking socket

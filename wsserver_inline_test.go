@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -131,14 +130,7 @@ func TestEchoFramesInOneRead(t *testing.T) {
 // in its poller, as serve does, and answers them from there.
 func TestEchoIdleConnectionsHaveNoGoroutine(t *testing.T) {
 	srv := newTestServer(t, "echo", "--ping-interval", "0")
-	before := runtime.NumGoroutine()
-	const n = 200
-	clients := make([]*rawClient, n)
-	for i := range clients {
-		clients[i] = newRawClient(t, srv.url)
-	}
-	waitFor(t, func() bool { return runtime.NumGoroutine()-before <= n/10 })
-	for i, c := range clients {
+	for i, c := range parkedClients(t, srv.url, 200) {
 		text := fmt.Sprintf("hi %d", i)
 		c.conn.Write(maskedFrame(websocket.TextMessage, []byte(text)))
 		c.conn.SetReadDeadline(time.Now().Add(testTimeout))
