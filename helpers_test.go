@@ -585,6 +585,96 @@ func newRawClient(tb testing.TB, url string) *rawClient {
 	return c
 }
 
+// testProxy forwards loopback TCP connections to target, each through two
+// relays that the test's filters can watch and silence. cut breaks every
+// connection so far; the test's end closes it all and waits for its
+// goroutines.
+type testProxy struct {
+	ln     net.Listener
+	target string
+	// up and down, set before the first connection, see what a client
+	// sends and what it is sent, per connection (conn counts from 0), and
+	// say whether it passes; nil passes everything.
+	up, down func(conn int, p []byte) bool
+
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+// newTestProxy listens on a free loopback port; start begins forwarding.
+func newTestProxy(t testing.TB, target string) *testProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &testProxy{ln: ln, target: target}
+	t.Cleanup(func() {
+		ln.Close()
+		p.cut()
+		p.wg.Wait()
+	})
+	return p
+}
+
+// start accepts and forwards connections until the test ends.
+func (p *testProxy) start() *testProxy {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for i := 0; ; i++ {
+			c, err := p.ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			p.wg.Add(2)
+			go p.relay(s, c, i, p.up)
+			go p.relay(c, s, i, p.down)
+		}
+	}()
+	return p
+}
+
+// relay copies src to dst what pass lets through, and closes dst when src
+// ends.
+func (p *testProxy) relay(dst, src net.Conn, conn int, pass func(int, []byte) bool) {
+	defer p.wg.Done()
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && (pass == nil || pass(conn, buf[:n])) {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *testProxy) addr() string { return p.ln.Addr().String() }
+
+// cut closes every connection so far, both sides.
+func (p *testProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
 // parkedClients connects n bare-socket clients to a server that parks its
 // idle connections in a poller, and waits until the server's goroutines
 // for them have ended, which fails the test if they do not.

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"io"
-	"net"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -121,73 +118,21 @@ func TestPageLostMessage(t *testing.T) {
 // clients send and then break every connection: a network that loses a
 // message before the connection is seen to fail.
 type lossyProxy struct {
-	ln      net.Listener
+	*testProxy
 	drop    atomic.Bool
 	dropped atomic.Int64 // bytes dropped
-
-	mu    sync.Mutex
-	conns []net.Conn
 }
 
 func newLossyProxy(t *testing.T, target string) *lossyProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &lossyProxy{ln: ln}
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			go io.Copy(c, s)
-			go p.forward(s, c)
+	p := &lossyProxy{testProxy: newTestProxy(t, target)}
+	p.up = func(_ int, b []byte) bool {
+		if p.drop.Load() {
+			p.dropped.Add(int64(len(b)))
+			return false
 		}
-	}()
+		return true
+	}
+	p.start()
 	return p
-}
-
-// forward copies what the client sends to the server, unless dropping.
-func (p *lossyProxy) forward(dst, src net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 && p.drop.Load() {
-			p.dropped.Add(int64(n))
-		} else if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			dst.Close()
-			return
-		}
-	}
-}
-
-func (p *lossyProxy) addr() string { return p.ln.Addr().String() }
-
-// cut closes every connection so far, both sides.
-func (p *lossyProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
 }

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,106 +22,42 @@ const probeWait = 2*probeBeats*heartbeatInterval + 2*backoffMax
 // Redis sends on them is dropped — a subscription that stopped receiving,
 // as after a failover (centrifugo#1189). Later connections are not muted.
 type redisProxy struct {
-	l      net.Listener
-	target string
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  []net.Conn
-	subs   []*atomic.Bool // per subscription connection: muted
+	*testProxy
+	subsMu sync.Mutex
+	subs   map[int]bool // connections that subscribed
+	muted  map[int]bool
 }
 
 func startRedisProxy(t *testing.T, target string) *redisProxy {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	p := &redisProxy{testProxy: newTestProxy(t, target), subs: map[int]bool{}, muted: map[int]bool{}}
+	p.up = func(conn int, b []byte) bool { // note a SUBSCRIBE
+		if bytes.Contains(bytes.ToLower(b), []byte("subscribe")) {
+			p.subsMu.Lock()
+			p.subs[conn] = true
+			p.subsMu.Unlock()
+		}
+		return true
 	}
-	p := &redisProxy{l: l, target: target}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
+	p.down = func(conn int, _ []byte) bool {
+		p.subsMu.Lock()
+		defer p.subsMu.Unlock()
+		return !p.muted[conn]
+	}
+	p.start()
 	return p
 }
 
-func (p *redisProxy) url() string { return "redis://" + p.l.Addr().String() + "/0" }
+func (p *redisProxy) url() string { return "redis://" + p.addr() + "/0" }
 
 // muteSubscriptions silences the subscription connections open now and
 // reports how many there were.
 func (p *redisProxy) muteSubscriptions() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, m := range p.subs {
-		m.Store(true)
+	p.subsMu.Lock()
+	defer p.subsMu.Unlock()
+	for conn := range p.subs {
+		p.muted[conn] = true
 	}
 	return len(p.subs)
-}
-
-func (p *redisProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.l.Accept()
-		if err != nil {
-			return
-		}
-		r, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, r)
-		p.mu.Unlock()
-		muted := new(atomic.Bool)
-		p.wg.Add(2)
-		go func() { // client → Redis, noting a SUBSCRIBE
-			defer p.wg.Done()
-			defer r.Close()
-			buf := make([]byte, 32<<10)
-			subscribed := false
-			for {
-				n, err := c.Read(buf)
-				if n > 0 {
-					if !subscribed && bytes.Contains(bytes.ToLower(buf[:n]), []byte("subscribe")) {
-						subscribed = true
-						p.mu.Lock()
-						p.subs = append(p.subs, muted)
-						p.mu.Unlock()
-					}
-					if _, err := r.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-		go func() { // Redis → client, unless muted
-			defer p.wg.Done()
-			defer c.Close()
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := r.Read(buf)
-				if n > 0 && !muted.Load() {
-					if _, err := c.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-	}
-}
-
-func (p *redisProxy) close() {
-	p.l.Close()
-	p.mu.Lock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
 }
 
 // TestRedisSilentSubscription makes one process's subscription silent: the
