@@ -307,9 +307,19 @@ func (snap *benchSnapshot) writeText(b *strings.Builder) {
 		if s.CPUPerDeliveryUS > 0 {
 			srv += fmt.Sprintf(", %.3f µs per delivery", s.CPUPerDeliveryUS)
 		}
-		srv += fmt.Sprintf("; rss %s, %s added per connection", bytesOf(float64(s.RSSBytes)), bytesOf(s.RSSPerConnBytes))
+		srv += "; " + s.rssText()
 		line("server", "%s", srv)
 	}
+}
+
+// rssText is the server's memory: its resident size, and what each
+// connection added, unless it shrank during the run (it gave memory back to
+// the system), when a figure per connection would be negative.
+func (s *serverReport) rssText() string {
+	if s.RSSPerConnBytes < 0 {
+		return fmt.Sprintf("rss %s, less than at the start (it gave memory back): no figure per connection", bytesOf(float64(s.RSSBytes)))
+	}
+	return fmt.Sprintf("rss %s, %s added per connection", bytesOf(float64(s.RSSBytes)), bytesOf(s.RSSPerConnBytes))
 }
 
 func (p percentiles) short() string {

@@ -363,3 +363,22 @@ func TestBenchPaceBusy(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchServerMemoryText: a server whose memory shrank during the run
+// gets no (negative) figure per connection.
+func TestBenchServerMemoryText(t *testing.T) {
+	tests := []struct {
+		name string
+		s    serverReport
+		want string
+	}{
+		{"grew", serverReport{RSSBytes: 30 << 20, RSSPerConnBytes: 2048}, "rss 30.0 MiB, 2.0 KiB added per connection"},
+		{"same", serverReport{RSSBytes: 30 << 20}, "rss 30.0 MiB, 0 B added per connection"},
+		{"shrank", serverReport{RSSBytes: 30 << 20, RSSPerConnBytes: -100}, "rss 30.0 MiB, less than at the start (it gave memory back): no figure per connection"},
+	}
+	for _, tt := range tests {
+		if got := tt.s.rssText(); got != tt.want {
+			t.Errorf("%s: rssText() = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
