@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -64,10 +65,15 @@ func newPoller[T comparable](ready func(T)) (*poller[T], error) {
 	}
 	file := os.NewFile(uintptr(epfd), "epoll")
 	ep, err := file.SyscallConn()
+	if err == nil {
+		// Only a descriptor in Go's network poller takes a deadline: one
+		// that is not would have run's reads fail at once.
+		err = file.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
 		file.Close()
 		unix.Close(wakefd)
-		return nil, fmt.Errorf("epoll: %w", err)
+		return nil, fmt.Errorf("epoll descriptor in Go's network poller: %w", err)
 	}
 	return &poller[T]{epfd: epfd, wakefd: wakefd, file: file, ep: ep, ready: ready}, nil
 }
