@@ -8,9 +8,9 @@ import (
 )
 
 // Inline reading: a server whose sessions answer at once (wsx echo) reads
-// and handles its connections' frames on the poller's goroutine, as
-// uWebSockets does on its event loop: one readiness round serves many
-// connections, with one read(2) and one write(2) per small message and no
+// and handles its connections' frames on its event loops' goroutines (a
+// poller each), as uWebSockets does: one readiness round serves many
+// connections, with one read and one write per small message and no
 // goroutine wake-up. Reads never wait: a frame the socket has not all
 // delivered yet keeps its place (wsconn_read.go) until the poller reports
 // more. A connection goes to a goroutine of its own only when that
@@ -45,7 +45,7 @@ func (s *wsServer) loopOf(c *wsConn) *eventLoop { return &s.loops[c.id%uint64(le
 const inlineReads = 4
 
 // readInline reads what c's socket holds now and handles the frames it
-// brought. It runs on the poller's goroutine and never waits.
+// brought. It runs on l's goroutine and never waits.
 func (s *wsServer) readInline(l *eventLoop, c *wsConn) {
 	if !c.reading.CompareAndSwap(false, true) {
 		return // a goroutine reads c
@@ -79,7 +79,7 @@ func (s *wsServer) readInline(l *eventLoop, c *wsConn) {
 func (s *wsServer) inlineFrame(c *wsConn) error {
 	h, whole := c.shim.bufferedFrame()
 	op := h.op()
-	if !whole || h.b0&(finBit|rsv1Bit) != finBit || op == opContinuation || op >= firstControlOpcode || c.rd.op != 0 || c.rd.left != 0 {
+	if !whole || h.b0&(finBit|rsv1Bit) != finBit || op == opContinuation || op >= firstControlOpcode || c.rd.op != 0 {
 		op, data, err := c.readFrame()
 		if err == nil && op != 0 && c.ourCloseCode() == 0 {
 			c.sess.message(c, op, data)
