@@ -675,6 +675,28 @@ func (p *testProxy) cut() {
 	p.conns = nil
 }
 
+// tcpPair is the two ends of a loopback TCP connection, closed when the
+// test ends.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
+}
+
 // parkedClients connects n bare-socket clients to a server that parks its
 // idle connections in a poller, and waits until the server's goroutines
 // for them have ended, which fails the test if they do not.

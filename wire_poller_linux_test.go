@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -12,21 +11,7 @@ import (
 // armed: ready is called again in each round while input remains, here
 // one byte read per call, and afterRound after every round.
 func TestPollerWatchIsLevelTriggered(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	client, server := tcpPair(t)
 	sock := rawSocket(server)
 
 	const input = "abcde"

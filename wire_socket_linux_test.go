@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"net"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -13,21 +12,7 @@ import (
 // (the socket is empty); anyReads has no limit; wait makes reads wait
 // again.
 func TestSockReaderReadBudget(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	client, server := tcpPair(t)
 	var r sockReader
 	r.init(server)
 	if r.fd == nil {
